@@ -1,0 +1,134 @@
+"""Download the dataset's four IDX .gz files into data/raw/, each verified by its SHA-256.
+
+Sources are tried in order: $DATA_MIRROR (a folder or a base URL), then the mirrors in params.yaml.
+A file is checked by the digest of its *decompressed* content, so any faithful mirror will do.
+"""
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from stages import idx, params
+from stages.cli import StageError, run
+from stages.datasets import DATASETS
+from stages.paths import RAW
+
+ATTEMPTS = 3
+TIMEOUT_SECONDS = float(os.environ.get("DATA_TIMEOUT", "30"))
+CHUNK_BYTES = 1 << 16
+
+
+class SourceFailed(Exception):
+    """Why one source could not supply one file; the next source is tried."""
+
+
+def main() -> None:
+    data = params.load().data
+    sources = sources_for(data)
+    RAW.parent.mkdir(parents=True, exist_ok=True)
+    # Fetch into a hidden folder and move it into place at the end: data/raw/ is whole or untouched.
+    staging = Path(tempfile.mkdtemp(dir=RAW.parent, prefix=".raw."))
+    try:
+        for name, sha256 in DATASETS[data.dataset].sha256.items():
+            fetch_verified(name, sha256, sources, staging / name)
+        staging.chmod(RAW.parent.stat().st_mode & 0o777)  # mkdtemp makes it private
+        shutil.rmtree(RAW, ignore_errors=True)
+        staging.rename(RAW)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def sources_for(data: params.DataParams) -> list[str]:
+    mirror = os.environ.get("DATA_MIRROR")
+    sources = ([mirror] if mirror else []) + data.mirrors.get(data.dataset, [])
+    if not sources:
+        raise StageError(
+            f"no source for {data.dataset}: set DATA_MIRROR to a folder or base URL holding its "
+            f"four .gz files, or list mirrors under data.mirrors.{data.dataset} in params.yaml"
+        )
+    return sources
+
+
+def fetch_verified(name: str, sha256: str, sources: list[str], destination: Path) -> None:
+    failures = []
+    for source in sources:
+        try:
+            fetch(source, name, destination)
+            verify(destination, sha256)
+            print(f"{name}: verified, from {source}")
+            return
+        except SourceFailed as failure:
+            destination.unlink(missing_ok=True)
+            failures.append(f"{source} ({failure})")
+    raise StageError(
+        f"could not get {name} from any source: {'; '.join(failures)}. "
+        "To use a local copy, set DATA_MIRROR to a folder or base URL that holds the .gz files, "
+        "e.g. DATA_MIRROR=../shared/data/mnist dvc repro"
+    )
+
+
+def fetch(source: str, name: str, destination: Path) -> None:
+    if "://" in source:
+        download(source.rstrip("/") + "/" + name, destination)
+        return
+    try:
+        shutil.copyfile(Path(source) / name, destination)
+    except OSError as error:
+        raise SourceFailed(f"{error.strerror}: {Path(source) / name}") from None
+
+
+def download(url: str, destination: Path) -> None:
+    """Download with a timeout, retrying what may pass (timeouts, resets, 5xx) but not a 404."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+                expected = int(response.headers.get("Content-Length") or 0) or None
+                received = copy_with_progress(response, destination, expected, url)
+            if expected is not None and received != expected:
+                raise ConnectionError(f"transfer cut short at {received} of {expected} bytes")
+            return
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                raise SourceFailed(f"HTTP {error.code} {error.reason}") from None
+            reason = f"HTTP {error.code} {error.reason}"
+        except urllib.error.URLError as error:
+            reason = str(error.reason)
+        except (OSError, ValueError) as error:  # timeouts, resets, short reads (http.client)
+            reason = str(error) or type(error).__name__
+        if attempt < ATTEMPTS:
+            time.sleep(attempt)
+    raise SourceFailed(f"{reason}, after {ATTEMPTS} attempts")
+
+
+def copy_with_progress(response, destination: Path, expected: int | None, url: str) -> int:
+    received = 0
+    with (
+        destination.open("wb") as file,
+        tqdm(total=expected, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
+             leave=False, disable=None) as progress,
+    ):
+        while chunk := response.read(CHUNK_BYTES):
+            file.write(chunk)
+            received += len(chunk)
+            progress.update(len(chunk))
+    return received
+
+
+def verify(path: Path, sha256: str) -> None:
+    try:
+        actual = hashlib.sha256(idx.gunzip(path)).hexdigest()
+    except idx.IdxError as error:
+        raise SourceFailed(str(error).removeprefix(f"{path}: ")) from None
+    if actual != sha256:
+        raise SourceFailed(f"checksum mismatch for {path.name}: expected {sha256}, got {actual}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,46 @@
+"""Atomic writes: an output is either complete or absent, never half-written."""
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder (so the rename is atomic) and same suffix (Keras and Matplotlib go by it).
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    temporary = Path(name)
+    temporary.chmod(0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as temporary:
+        np.save(temporary, array, allow_pickle=False)
+
+
+def load_npy(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def save_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")

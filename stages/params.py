@@ -1,0 +1,183 @@
+"""params.yaml, validated once: each stage gets typed values, or one line that says what is wrong."""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from stages.cli import StageError
+from stages.datasets import DATASETS, IMAGE_SIZE
+from stages.paths import PARAMS
+
+# The valid values of every key, in one place.
+OPTIMIZERS = ("adam", "adadelta", "sgd", "rmsprop", "adagrad", "adamw", "nadam")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "swish", "softplus")
+OUTPUT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")  # binary cross-entropy needs outputs in [0, 1]
+MAX_SEED = 2**32 - 1
+MAX_EPOCHS = 10_000
+MAX_BATCH_SIZE = 65_536
+MAX_IMAGES_SHOWN = 100
+
+
+class ParamsError(StageError):
+    """A params.yaml key that is missing, unknown, or has a value outside what is allowed."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    dataset: str
+    mirrors: dict[str, list[str]]
+    train_size: int
+    test_size: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    encoding_dim: int
+    activation: str
+    output_activation: str
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    optimizer: str
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    shuffle: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class PlotParams:
+    n_images: int
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    model: ModelParams
+    train: TrainParams
+    plot: PlotParams
+
+
+SECTIONS = {"data": DataParams, "model": ModelParams, "train": TrainParams, "plot": PlotParams}
+
+
+def load(path: Path = PARAMS) -> Params:
+    """Read and validate the whole of params.yaml; raise ParamsError on the first bad key."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ParamsError(f"{path}: cannot be read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise ParamsError(f"{path}: is not valid YAML{line}") from None
+    if not isinstance(document, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections (data, model, train, plot)")
+    check = _Checker(path, document)
+    for name, fields in SECTIONS.items():
+        check.section(name, fields)
+
+    dataset = DATASETS[check.choice("data", "dataset", tuple(DATASETS))]
+    data = DataParams(
+        dataset=dataset.name,
+        mirrors=check.mirrors("data", "mirrors"),
+        train_size=check.integer("data", "train_size", 1, dataset.train_count),
+        test_size=check.integer("data", "test_size", 1, dataset.test_count),
+        seed=check.integer("data", "seed", 0, MAX_SEED),
+    )
+    return Params(
+        data=data,
+        model=ModelParams(
+            encoding_dim=check.integer("model", "encoding_dim", 1, IMAGE_SIZE),
+            activation=check.choice("model", "activation", ACTIVATIONS),
+            output_activation=check.choice("model", "output_activation", OUTPUT_ACTIVATIONS),
+        ),
+        train=TrainParams(
+            optimizer=check.choice("train", "optimizer", OPTIMIZERS),
+            learning_rate=check.positive_number("train", "learning_rate"),
+            epochs=check.integer("train", "epochs", 1, MAX_EPOCHS),
+            batch_size=check.integer("train", "batch_size", 1, MAX_BATCH_SIZE),
+            shuffle=check.boolean("train", "shuffle"),
+            seed=check.integer("train", "seed", 0, MAX_SEED),
+        ),
+        plot=PlotParams(
+            n_images=check.integer("plot", "n_images", 1, min(MAX_IMAGES_SHOWN, data.test_size)),
+        ),
+    )
+
+
+class _Checker:
+    """Checks one key at a time and words each failure the same way."""
+
+    def __init__(self, path: Path, document: dict):
+        self.path = path
+        self.document = document
+
+    def fail(self, key: str, problem: str, allowed: str) -> ParamsError:
+        return ParamsError(f"{self.path}: {key} {problem}; allowed: {allowed}")
+
+    def section(self, name: str, fields: type) -> None:
+        expected = list(fields.__dataclass_fields__)
+        section = self.document.get(name)
+        if not isinstance(section, dict):
+            problem = "is missing" if section is None else f"is {section!r}, not a mapping"
+            raise self.fail(name, problem, f"a mapping with keys {', '.join(expected)}")
+        for key in section:
+            if key not in expected:
+                raise self.fail(f"{name}.{key}", "is not a known key", ", ".join(expected))
+
+    def value(self, section: str, key: str, allowed: str):
+        values = self.document[section]
+        if key not in values:
+            raise self.fail(f"{section}.{key}", "is missing", allowed)
+        return values[key]
+
+    def integer(self, section: str, key: str, low: int, high: int) -> int:
+        allowed = f"an integer from {low} to {high}"
+        value = self.value(section, key, allowed)
+        # YAML's true/false are ints to Python; as a size or a seed they are mistakes.
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
+        return value
+
+    def positive_number(self, section: str, key: str) -> float:
+        allowed = "a finite number greater than 0"
+        value = self.value(section, key, allowed)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
+        return float(value)
+
+    def boolean(self, section: str, key: str) -> bool:
+        value = self.value(section, key, "true or false")
+        if not isinstance(value, bool):
+            raise self.fail(f"{section}.{key}", f"is {value!r}", "true or false")
+        return value
+
+    def choice(self, section: str, key: str, choices: tuple[str, ...]) -> str:
+        allowed = ", ".join(choices)
+        value = self.value(section, key, allowed)
+        if value not in choices:
+            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
+        return value
+
+    def mirrors(self, section: str, key: str) -> dict[str, list[str]]:
+        allowed = "a mapping from dataset name to a list of URLs or folders"
+        value = self.value(section, key, allowed)
+        if not isinstance(value, dict):
+            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
+        for dataset, sources in value.items():
+            if dataset not in DATASETS:
+                raise self.fail(f"{section}.{key}.{dataset}", "is not a known dataset", ", ".join(DATASETS))
+            if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
+                raise self.fail(f"{section}.{key}.{dataset}", f"is {sources!r}", "a list of URLs or folders")
+        return value

@@ -1,0 +1,26 @@
+"""Where each stage reads and writes, named once (dvc.yaml lists the same paths)."""
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+
+RAW = Path("data/raw")
+
+PREPARED = Path("data/prepared")
+TRAIN_IMAGES = PREPARED / "train_images.npy"
+TRAIN_LABELS = PREPARED / "train_labels.npy"
+TEST_IMAGES = PREPARED / "test_images.npy"
+TEST_LABELS = PREPARED / "test_labels.npy"
+
+MODEL = Path("models/autoencoder.keras")
+TRAIN_REPORTS = Path("reports/train")
+TRAIN_CURVES = TRAIN_REPORTS / "plots" / "metrics"
+
+PREDICTIONS = Path("data/predictions")
+RECONSTRUCTIONS = PREDICTIONS / "reconstructions.npy"
+CODES = PREDICTIONS / "codes.npy"
+METRICS = Path("reports/metrics.json")
+
+FIGURES = Path("reports/figures")
+RECONSTRUCTIONS_FIGURE = FIGURES / "reconstructions.png"
+LOSS_FIGURE = FIGURES / "loss.png"
