@@ -1,0 +1,51 @@
+"""Encode and reconstruct the test images; score the reconstructions."""
+
+import math
+
+import numpy as np
+
+from stages.cli import run
+from stages.datasets import IMAGE_SIZE
+from stages.files import load_npy, save_json, save_npy
+from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
+
+BATCH_SIZE = 4096  # prediction needs no gradients: large batches are faster and still small
+
+
+def main() -> None:
+    from stages import model  # TensorFlow loads here, once the inputs are known to exist
+
+    test_images = load_npy(TEST_IMAGES)
+    autoencoder = model.load_autoencoder(MODEL)
+    encoder = model.encoder_of(autoencoder)
+
+    codes = encoder.predict(test_images, batch_size=BATCH_SIZE, verbose=0)
+    reconstructions = autoencoder.predict(test_images, batch_size=BATCH_SIZE, verbose=0)
+    # Keras' own evaluation, so test.bce is the number fit() reported as val_loss.
+    autoencoder.compile(loss="binary_crossentropy")
+    bce = autoencoder.evaluate(test_images, test_images, batch_size=BATCH_SIZE, verbose=0)
+
+    save_npy(CODES, codes)
+    save_npy(RECONSTRUCTIONS, reconstructions)
+    save_json(METRICS, scores(test_images, reconstructions, bce, autoencoder.count_params(),
+                              encoding_dim=codes.shape[1]))
+    print(f"{METRICS}: test BCE {bce:.4f}")
+
+
+def scores(images: np.ndarray, reconstructions: np.ndarray, bce: float, parameter_count: int,
+           encoding_dim: int) -> dict:
+    mse = float(np.mean((images.astype(np.float64) - reconstructions) ** 2))
+    return {
+        "test": {
+            "bce": float(bce),
+            "mse": mse,
+            # Pixels are in [0, 1], so the peak signal is 1.
+            "psnr": 10 * math.log10(1 / mse) if mse > 0 else math.inf,
+        },
+        "compression_ratio": IMAGE_SIZE / encoding_dim,
+        "parameter_count": int(parameter_count),
+    }
+
+
+if __name__ == "__main__":
+    run(main)
