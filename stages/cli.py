@@ -11,7 +11,7 @@ class StageError(Exception):
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage's main(); turn StageError and interruptions into one line and an exit code."""
-    # SIGTERM (dvc exp queue kill, a CI timeout) unwinds like Ctrl-C, so temporary files are removed.
+    # SIGTERM (a killed queue task, a CI timeout) unwinds like Ctrl-C: temporary files are removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         main()

@@ -111,8 +111,14 @@ def copy_with_progress(response, destination: Path, expected: int | None, url: s
     received = 0
     with (
         destination.open("wb") as file,
-        tqdm(total=expected, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-             leave=False, disable=None) as progress,
+        tqdm(
+            total=expected,
+            unit="B",
+            unit_scale=True,
+            desc=url.rsplit("/", 1)[-1],
+            leave=False,
+            disable=None,
+        ) as progress,
     ):
         while chunk := response.read(CHUNK_BYTES):
             file.write(chunk)

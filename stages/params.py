@@ -1,4 +1,4 @@
-"""params.yaml, validated once: each stage gets typed values, or one line that says what is wrong."""
+"""params.yaml, validated once: typed values for the stages, or one line saying what is wrong."""
 
 import math
 from dataclasses import dataclass
@@ -176,8 +176,9 @@ class _Checker:
         if not isinstance(value, dict):
             raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
         for dataset, sources in value.items():
+            name = f"{section}.{key}.{dataset}"
             if dataset not in DATASETS:
-                raise self.fail(f"{section}.{key}.{dataset}", "is not a known dataset", ", ".join(DATASETS))
+                raise self.fail(name, "is not a known dataset", ", ".join(DATASETS))
             if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
-                raise self.fail(f"{section}.{key}.{dataset}", f"is {sources!r}", "a list of URLs or folders")
+                raise self.fail(name, f"is {sources!r}", "a list of URLs or folders")
         return value

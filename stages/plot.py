@@ -46,6 +46,10 @@ def code_grid(encoding_dim: int) -> tuple[int, int]:
     return math.ceil(encoding_dim / columns), columns
 
 
+def as_picture(image: np.ndarray) -> np.ndarray:
+    return image.reshape(IMAGE_SIDE, IMAGE_SIDE)
+
+
 def as_grid(code: np.ndarray) -> np.ndarray:
     rows, columns = code_grid(len(code))
     padded = np.full(rows * columns, np.nan)  # unused cells are left blank
@@ -58,9 +62,9 @@ def reconstructions_figure(images, codes, reconstructions) -> plt.Figure:
     figure, axes = plt.subplots(3, n_images, figsize=(1.2 * n_images + 1.2, 4), squeeze=False)
     # One grey scale per row, so brightness compares across columns.
     rows = (
-        ("original", [image.reshape(IMAGE_SIDE, IMAGE_SIDE) for image in images], 1.0),
+        ("original", [as_picture(image) for image in images], 1.0),
         (f"code ({codes.shape[1]})", [as_grid(code) for code in codes], max(codes.max(), 1e-12)),
-        ("reconstruction", [image.reshape(IMAGE_SIDE, IMAGE_SIDE) for image in reconstructions], 1.0),
+        ("reconstruction", [as_picture(image) for image in reconstructions], 1.0),
     )
     for row, (title, pictures, brightest) in enumerate(rows):
         for column, picture in enumerate(pictures):

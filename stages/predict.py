@@ -27,13 +27,26 @@ def main() -> None:
 
     save_npy(CODES, codes)
     save_npy(RECONSTRUCTIONS, reconstructions)
-    save_json(METRICS, scores(test_images, reconstructions, bce, autoencoder.count_params(),
-                              encoding_dim=codes.shape[1]))
+    save_json(
+        METRICS,
+        scores(
+            test_images,
+            reconstructions,
+            bce,
+            autoencoder.count_params(),
+            encoding_dim=codes.shape[1],
+        ),
+    )
     print(f"{METRICS}: test BCE {bce:.4f}")
 
 
-def scores(images: np.ndarray, reconstructions: np.ndarray, bce: float, parameter_count: int,
-           encoding_dim: int) -> dict:
+def scores(
+    images: np.ndarray,
+    reconstructions: np.ndarray,
+    bce: float,
+    parameter_count: int,
+    encoding_dim: int,
+) -> dict:
     mse = float(np.mean((images.astype(np.float64) - reconstructions) ** 2))
     return {
         "test": {

@@ -27,14 +27,20 @@ def load_split(images_file: str, labels_file: str) -> tuple[np.ndarray, np.ndarr
     images, labels = idx.read(RAW / images_file), idx.read(RAW / labels_file)
     side = datasets.IMAGE_SIDE
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (side, side):
-        raise StageError(f"{RAW / images_file}: expected {side}x{side} uint8 images, got "
-                         f"shape {images.shape} of {images.dtype}")
+        raise StageError(
+            f"{RAW / images_file}: expected {side}x{side} uint8 images, got "
+            f"shape {images.shape} of {images.dtype}"
+        )
     if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise StageError(f"{RAW / labels_file}: expected a 1-d array of uint8 labels, got "
-                         f"shape {labels.shape} of {labels.dtype}")
+        raise StageError(
+            f"{RAW / labels_file}: expected a 1-d array of uint8 labels, got "
+            f"shape {labels.shape} of {labels.dtype}"
+        )
     if len(images) != len(labels):
-        raise StageError(f"{RAW / images_file} has {len(images)} images but {labels_file} has "
-                         f"{len(labels)} labels")
+        raise StageError(
+            f"{RAW / images_file} has {len(images)} images but {labels_file} has "
+            f"{len(labels)} labels"
+        )
     return images, labels
 
 

@@ -12,7 +12,7 @@ from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 
 def main() -> None:
     config = params.load()
-    # Imported after the params are checked: a typo fails in milliseconds, not after TensorFlow loads.
+    # Imported once the params are checked: a typo fails at once, not after TensorFlow loads.
     import keras
     from dvclive.keras import DVCLiveCallback
 

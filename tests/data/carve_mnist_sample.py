@@ -1,6 +1,7 @@
 """Carve tests/data/mnist_sample from the real MNIST: its first 2000 training and 500 test images.
 
-Run once from the repo root: PYTHONPATH=. python tests/data/carve_mnist_sample.py ../shared/data/mnist
+Run once from the repo root:
+    PYTHONPATH=. python tests/data/carve_mnist_sample.py ../shared/data/mnist
 """
 
 import hashlib

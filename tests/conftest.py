@@ -1,0 +1,132 @@
+"""Shared fixtures: a workspace with the sample data, a copy of the repo, a local HTTP mirror."""
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "tests" / "data" / "mnist_sample"
+# Stage commands say `python`: make that the interpreter running the tests (the project's .venv).
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+ENV.pop("DATA_MIRROR", None)
+
+SAMPLE_PARAMS = {
+    "data.dataset": "mnist_sample",
+    "data.train_size": 2000,
+    "data.test_size": 500,
+    "train.epochs": 3,
+    "train.batch_size": 32,  # 63 steps an epoch: enough to learn something from 2000 images
+}
+
+
+def set_params(path: Path, changes: dict) -> None:
+    """Set dotted keys (`model.encoding_dim`) in a params.yaml, as `dvc exp run -S` would."""
+    document = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        document[section][key] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True):
+    result = subprocess.run(
+        args, cwd=cwd, env={**ENV, **(env or {})}, capture_output=True, text=True, timeout=900
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def stage(name: str, cwd: Path, env: dict | None = None, check: bool = False):
+    """Run one stage script as dvc would: `python -m stages.<name>` in the workspace."""
+    return run([sys.executable, "-m", f"stages.{name}"], cwd, env, check)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty project folder with the stage code and params set for the sample."""
+    shutil.copytree(
+        REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(SAMPLE, tmp_path / "tests" / "data" / "mnist_sample")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    set_params(tmp_path / "params.yaml", SAMPLE_PARAMS)
+    return tmp_path
+
+
+@pytest.fixture
+def raw_sample(workspace: Path) -> Path:
+    """The workspace with the sample already in data/raw, as the download stage leaves it."""
+    shutil.copytree(SAMPLE, workspace / "data" / "raw")
+    return workspace
+
+
+def copy_repo(destination: Path) -> Path:
+    """A fresh git repo holding the project's files (committed or not), without outputs."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    run(["git", "init", "-q", "-b", "main"], destination)
+    run(["git", "add", "-A"], destination)
+    run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "copy"],
+        destination,
+    )
+    return destination
+
+
+def git_commit(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(
+        [
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@localhost",
+            "commit",
+            "-qm",
+            message,
+        ],
+        repo,
+    )
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@contextmanager
+def serving(folder: Path, handler=QuietHandler) -> Iterator[str]:
+    """Serve a folder over real HTTP on 127.0.0.1 while the block runs; yield its base URL."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
