@@ -70,7 +70,7 @@ def fetch_verified(name: str, sha256: str, sources: list[str], destination: Path
     raise StageError(
         f"could not get {name} from any source: {'; '.join(failures)}. "
         "To use a local copy, set DATA_MIRROR to a folder or base URL that holds the .gz files, "
-        "e.g. DATA_MIRROR=../shared/data/mnist dvc repro"
+        "e.g. DATA_MIRROR=/path/to/folder dvc repro"
     )
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.cli import StageError
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -38,7 +40,13 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def load_npy(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    """Load an array written by an earlier stage; never unpickles."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise StageError(f"{path}: not found; run the stages before this one (dvc repro)") from None
+    except (OSError, ValueError) as error:
+        raise StageError(f"{path}: not a readable .npy array ({error})") from None
 
 
 def save_json(path: Path, data: dict) -> None:

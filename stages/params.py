@@ -1,6 +1,7 @@
 """params.yaml, validated once: typed values for the stages, or one line saying what is wrong."""
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,17 @@ MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536
 MAX_IMAGES_SHOWN = 100
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load, but reading 1e-3 as a number, as YAML 1.2 (and `dvc exp run -S`) does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 class ParamsError(StageError):
@@ -69,9 +81,11 @@ SECTIONS = {"data": DataParams, "model": ModelParams, "train": TrainParams, "plo
 def load(path: Path = PARAMS) -> Params:
     """Read and validate the whole of params.yaml; raise ParamsError on the first bad key."""
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except OSError as error:
         raise ParamsError(f"{path}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: is not UTF-8 text") from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
@@ -125,7 +139,12 @@ class _Checker:
         expected = list(fields.__dataclass_fields__)
         section = self.document.get(name)
         if not isinstance(section, dict):
-            problem = "is missing" if section is None else f"is {section!r}, not a mapping"
+            if name not in self.document:
+                problem = "is missing"
+            elif section is None:
+                problem = "is empty"
+            else:
+                problem = f"is {section!r}, not a mapping"
             raise self.fail(name, problem, f"a mapping with keys {', '.join(expected)}")
         for key in section:
             if key not in expected:

@@ -22,7 +22,8 @@ def main() -> None:
 
     model.seed_everything(config.train.seed)
     autoencoder = model.build_autoencoder(config.model)
-    model.compile_for_training(autoencoder, config.train)
+    steps_per_epoch = math.ceil(len(train_images) / config.train.batch_size)
+    model.compile_for_training(autoencoder, config.train, steps_per_epoch)
 
     # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
     live = Live(dir=str(TRAIN_REPORTS), dvcyaml=False, save_dvc_exp=False)

@@ -1,0 +1,178 @@
+"""The download stage: the four files from the first source that has them right, or an error."""
+
+import gzip
+import hashlib
+import shutil
+import socket
+
+import pytest
+
+from stages import download
+from stages.cli import StageError
+from stages.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES
+from tests.conftest import SAMPLE, serving, set_params, stage
+
+FILES = sorted(DATASETS["mnist_sample"].sha256)
+EXPECTED_SHA256 = DATASETS["mnist_sample"].sha256[TRAIN_IMAGES]
+# The sample's test images passed off as its train images: a good gzip, the wrong content.
+WRONG_SHA256 = hashlib.sha256(gzip.decompress((SAMPLE / TEST_IMAGES).read_bytes())).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def in_workspace(workspace, monkeypatch):
+    """Run each test in a fresh workspace, with no DATA_MIRROR unless the test sets one."""
+    monkeypatch.chdir(workspace)
+    monkeypatch.delenv("DATA_MIRROR", raising=False)
+    return workspace
+
+
+def use_mirrors(workspace, *sources) -> None:
+    set_params(workspace / "params.yaml", {"data.mirrors": {"mnist_sample": list(sources)}})
+
+
+def mirror_copy(tmp_path, name: str = "mirror"):
+    """A copy of the sample folder that a test can spoil."""
+    return shutil.copytree(SAMPLE, tmp_path / name)
+
+
+def download_error() -> str:
+    with pytest.raises(StageError) as raised:
+        download.main()
+    return str(raised.value)
+
+
+def assert_raw_is_the_sample(workspace) -> None:
+    raw = workspace / "data" / "raw"
+    assert sorted(path.name for path in raw.iterdir()) == FILES
+    for name in FILES:
+        assert (raw / name).read_bytes() == (SAMPLE / name).read_bytes(), name
+    assert list((workspace / "data").glob(".raw.*")) == []
+
+
+def free_port() -> int:
+    """A port nothing listens on, so connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_from_a_local_folder_mirror(in_workspace, monkeypatch, capsys):
+    monkeypatch.setenv("DATA_MIRROR", str(SAMPLE))
+    download.main()
+    assert_raw_is_the_sample(in_workspace)
+    assert capsys.readouterr().out.count(f"verified, from {SAMPLE}") == 4
+
+
+def test_from_the_params_mirror_relative_to_the_workspace(in_workspace, capsys):
+    download.main()
+    assert_raw_is_the_sample(in_workspace)
+    assert capsys.readouterr().out.count("verified, from tests/data/mnist_sample/") == 4
+
+
+def test_over_http(in_workspace, monkeypatch, capsys):
+    with serving(SAMPLE) as url:
+        monkeypatch.setenv("DATA_MIRROR", url)
+        download.main()
+    assert_raw_is_the_sample(in_workspace)
+    assert capsys.readouterr().out.count(f"verified, from {url}") == 4
+
+
+def test_data_mirror_is_tried_before_the_params_mirrors(
+    in_workspace, tmp_path, monkeypatch, capsys
+):
+    first = mirror_copy(tmp_path)
+    monkeypatch.setenv("DATA_MIRROR", str(first))
+    download.main()
+    output = capsys.readouterr().out
+    assert output.count(f"verified, from {first}") == 4
+    assert "tests/data/mnist_sample/" not in output
+
+
+def test_a_file_with_the_wrong_content_falls_back_to_the_next_source(
+    in_workspace, tmp_path, monkeypatch, capsys
+):
+    bad = mirror_copy(tmp_path)
+    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)
+    monkeypatch.setenv("DATA_MIRROR", str(bad))
+    download.main()
+    assert_raw_is_the_sample(in_workspace)
+    output = capsys.readouterr().out
+    assert f"{TRAIN_IMAGES}: verified, from tests/data/mnist_sample/" in output
+    assert f"{TEST_IMAGES}: verified, from {bad}" in output
+
+
+def test_only_a_wrong_file_fails_naming_it_and_both_checksums(in_workspace, tmp_path):
+    bad = mirror_copy(tmp_path)
+    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)
+    use_mirrors(in_workspace, str(bad))
+    message = download_error()
+    assert f"checksum mismatch for {TRAIN_IMAGES}" in message
+    assert f"expected {EXPECTED_SHA256}, got {WRONG_SHA256}" in message
+    assert not (in_workspace / "data" / "raw").exists()
+    assert list((in_workspace / "data").glob(".raw.*")) == []
+
+
+def test_http_404_falls_back_to_the_next_source(in_workspace, tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    with serving(tmp_path / "empty") as url:
+        monkeypatch.setenv("DATA_MIRROR", url)
+        download.main()
+    assert_raw_is_the_sample(in_workspace)
+
+
+@pytest.mark.parametrize("spoil", ["truncate", "garbage"])
+def test_a_corrupt_gzip_is_reported_as_corrupt_or_truncated(in_workspace, tmp_path, spoil):
+    bad = mirror_copy(tmp_path)
+    whole = (bad / TRAIN_IMAGES).read_bytes()
+    spoiled = whole[: len(whole) // 2] if spoil == "truncate" else b"<html>Moved</html>"
+    (bad / TRAIN_IMAGES).write_bytes(spoiled)
+    use_mirrors(in_workspace, str(bad))
+    message = download_error()
+    assert f"could not get {TRAIN_IMAGES} from any source: {bad} (corrupt or truncated" in message
+    assert not (in_workspace / "data" / "raw").exists()
+
+
+def test_a_failed_download_leaves_the_existing_raw_data_untouched(in_workspace, tmp_path):
+    raw = shutil.copytree(SAMPLE, in_workspace / "data" / "raw")
+    (raw / "notes.txt").write_text("mine")
+    use_mirrors(in_workspace, str(tmp_path / "nowhere"))
+    download_error()
+    assert sorted(path.name for path in raw.iterdir()) == sorted([*FILES, "notes.txt"])
+    assert (raw / "notes.txt").read_text() == "mine"
+    assert (raw / TRAIN_IMAGES).read_bytes() == (SAMPLE / TRAIN_IMAGES).read_bytes()
+    assert list((in_workspace / "data").glob(".raw.*")) == []
+
+
+def test_no_source_at_all_says_how_to_give_one(in_workspace):
+    set_params(in_workspace / "params.yaml", {"data.mirrors": {}})
+    message = download_error()
+    assert "no source for mnist_sample" in message
+    assert "DATA_MIRROR" in message
+    assert "data.mirrors.mnist_sample" in message
+
+
+def test_all_sources_failing_exit_1_with_one_line_giving_each_reason(in_workspace, tmp_path):
+    bad = mirror_copy(tmp_path, "bad")
+    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)
+    (tmp_path / "empty").mkdir()
+    refused = f"http://127.0.0.1:{free_port()}/"
+    nowhere = tmp_path / "nowhere"
+    with serving(tmp_path / "empty") as empty:
+        use_mirrors(in_workspace, empty, refused, str(bad))
+        result = stage("download", in_workspace, {"DATA_MIRROR": str(nowhere)})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    line = result.stderr.strip()
+    assert line.startswith(f"error: could not get {TRAIN_IMAGES} from any source: ")
+    reasons = [
+        f"{nowhere} (No such file or directory: {nowhere / TRAIN_IMAGES})",
+        f"{empty} (HTTP 404 File not found)",
+        f"{refused} (",
+        "Connection refused, after 3 attempts)",
+        f"{bad} (checksum mismatch for {TRAIN_IMAGES}: expected {EXPECTED_SHA256}, got",
+    ]
+    positions = [line.find(reason) for reason in reasons]
+    assert -1 not in positions, line
+    assert positions == sorted(positions)  # in the order they were tried
+    assert "set DATA_MIRROR to a folder or base URL" in line
+    assert not (in_workspace / "data" / "raw").exists()

@@ -1,0 +1,209 @@
+"""params.yaml: the repo's file loads; each bad value is one line naming key, value, allowed."""
+
+import math
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stages import params
+from tests.conftest import REPO, set_params, stage
+
+MISSING = object()  # a change that deletes the key or section
+
+
+def write_params(path, changes: dict) -> None:
+    """The repo's params.yaml with dotted keys (or whole sections) set, added or deleted."""
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        *section, key = dotted.split(".")
+        parent = document[section[0]] if section else document
+        if value is MISSING:
+            del parent[key]
+        else:
+            parent[key] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def load_error(path) -> str:
+    with pytest.raises(params.ParamsError) as raised:
+        params.load(path)
+    return str(raised.value)
+
+
+def test_the_repo_params_load():
+    loaded = params.load(REPO / "params.yaml")
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert loaded.model.encoding_dim == document["model"]["encoding_dim"]
+    assert loaded.train.learning_rate == document["train"]["learning_rate"]
+    assert loaded.data.mirrors == document["data"]["mirrors"]
+    assert loaded.plot.n_images == document["plot"]["n_images"]
+
+
+def test_the_largest_sample_sizes_are_allowed(tmp_path):
+    path = tmp_path / "params.yaml"
+    sizes = {"data.dataset": "mnist_sample", "data.train_size": 2000, "data.test_size": 500}
+    write_params(path, {**sizes, "plot.n_images": 100})
+    assert params.load(path).data.train_size == 2000
+
+
+INTEGER_1_784 = "an integer from 1 to 784"
+NUMBER = "a finite number greater than 0"
+DATASET_NAMES = "mnist, fashion_mnist, mnist_sample"
+MNIST = {"data.dataset": "mnist", "data.test_size": 10000}
+
+BAD = [
+    # (changes, key, what is wrong, what is allowed)
+    ({"data.dataset": MISSING}, "data.dataset", "is missing", DATASET_NAMES),
+    ({"data.mirrors": MISSING}, "data.mirrors", "is missing", "a mapping from dataset name"),
+    ({"data.train_size": MISSING}, "data.train_size", "is missing", "an integer from 1 to"),
+    ({"data.test_size": MISSING}, "data.test_size", "is missing", "an integer from 1 to"),
+    ({"data.seed": MISSING}, "data.seed", "is missing", "an integer from 0 to 4294967295"),
+    ({"model.encoding_dim": MISSING}, "model.encoding_dim", "is missing", INTEGER_1_784),
+    ({"model.activation": MISSING}, "model.activation", "is missing", "relu, sigmoid"),
+    ({"model.output_activation": MISSING}, "model.output_activation", "is missing", "sigmoid"),
+    ({"train.optimizer": MISSING}, "train.optimizer", "is missing", "adam, adadelta"),
+    ({"train.learning_rate": MISSING}, "train.learning_rate", "is missing", NUMBER),
+    ({"train.epochs": MISSING}, "train.epochs", "is missing", "an integer from 1 to"),
+    ({"train.batch_size": MISSING}, "train.batch_size", "is missing", "an integer from 1 to"),
+    ({"train.shuffle": MISSING}, "train.shuffle", "is missing", "true or false"),
+    ({"train.seed": MISSING}, "train.seed", "is missing", "an integer from 0 to"),
+    ({"plot.n_images": MISSING}, "plot.n_images", "is missing", "an integer from 1 to 100"),
+    ({"data": MISSING}, "data", "is missing", "keys dataset, mirrors, train_size"),
+    ({"model": MISSING}, "model", "is missing", "keys encoding_dim, activation"),
+    ({"train": MISSING}, "train", "is missing", "keys optimizer, learning_rate"),
+    ({"plot": MISSING}, "plot", "is missing", "keys n_images"),
+    ({"model": [36]}, "model", "is [36], not a mapping", "keys encoding_dim"),
+    ({"model.encoding_dim": 0}, "model.encoding_dim", "is 0", INTEGER_1_784),
+    ({"model.encoding_dim": -3}, "model.encoding_dim", "is -3", INTEGER_1_784),
+    ({"model.encoding_dim": 785}, "model.encoding_dim", "is 785", INTEGER_1_784),
+    ({"model.encoding_dim": 3.5}, "model.encoding_dim", "is 3.5", INTEGER_1_784),
+    ({"model.encoding_dim": "36"}, "model.encoding_dim", "is '36'", INTEGER_1_784),
+    ({"model.encoding_dim": True}, "model.encoding_dim", "is True", INTEGER_1_784),
+    ({"train.optimizer": "adamm"}, "train.optimizer", "is 'adamm'", ", ".join(params.OPTIMIZERS)),
+    ({"model.activation": "relux"}, "model.activation", "is 'relux'", "relu, sigmoid, tanh"),
+    ({"model.output_activation": "relu"}, "model.output_activation", "is 'relu'", "sigmoid"),
+    ({"train.epochs": 0}, "train.epochs", "is 0", "an integer from 1 to 10000"),
+    ({"train.batch_size": 0}, "train.batch_size", "is 0", "an integer from 1 to 65536"),
+    ({"train.learning_rate": 0}, "train.learning_rate", "is 0", NUMBER),
+    ({"train.learning_rate": -1}, "train.learning_rate", "is -1", NUMBER),
+    ({"train.learning_rate": "fast"}, "train.learning_rate", "is 'fast'", NUMBER),
+    ({"train.learning_rate": math.nan}, "train.learning_rate", "is nan", NUMBER),
+    ({"train.learning_rate": math.inf}, "train.learning_rate", "is inf", NUMBER),
+    ({"train.shuffle": "yes"}, "train.shuffle", "is 'yes'", "true or false"),
+    ({"train.seed": -1}, "train.seed", "is -1", "an integer from 0 to 4294967295"),
+    ({"data.seed": -1}, "data.seed", "is -1", "an integer from 0 to 4294967295"),
+    ({**MNIST, "data.train_size": 60001}, "data.train_size", "is 60001", "from 1 to 60000"),
+    ({**MNIST, "data.train_size": 0}, "data.train_size", "is 0", "an integer from 1 to 60000"),
+    ({**MNIST, "data.test_size": 10001}, "data.test_size", "is 10001", "from 1 to 10000"),
+    (
+        {"data.dataset": "mnist_sample", "data.train_size": 2001, "data.test_size": 500},
+        "data.train_size",
+        "is 2001",
+        "an integer from 1 to 2000",
+    ),
+    (
+        {"data.dataset": "mnist_sample", "data.train_size": 2000, "data.test_size": 501},
+        "data.test_size",
+        "is 501",
+        "an integer from 1 to 500",
+    ),
+    ({"data.dataset": "cifar10"}, "data.dataset", "is 'cifar10'", DATASET_NAMES),
+    ({"plot.n_images": 0}, "plot.n_images", "is 0", "an integer from 1 to 100"),
+    ({**MNIST, "data.test_size": 5, "plot.n_images": 6}, "plot.n_images", "is 6", "from 1 to 5"),
+    ({"model.dropout": 0.5}, "model.dropout", "is not a known key", "encoding_dim, activation"),
+    ({"data.mirror": []}, "data.mirror", "is not a known key", "dataset, mirrors"),
+    ({"data.mirrors": ["http://x/"]}, "data.mirrors", "is ['http://x/']", "a mapping from"),
+    ({"data.mirrors": None}, "data.mirrors", "is None", "a mapping from dataset name"),
+    (
+        {"data.mirrors": {"cifar10": ["x/"]}},
+        "data.mirrors.cifar10",
+        "is not a known dataset",
+        "mnist",
+    ),
+    ({"data.mirrors": {"mnist": [3]}}, "data.mirrors.mnist", "is [3]", "a list of URLs or"),
+    ({"data.mirrors": {"mnist": ["a/", ""]}}, "data.mirrors.mnist", "is ['a/', '']", "a list of"),
+    ({"data.mirrors": {"mnist": "http://x/"}}, "data.mirrors.mnist", "is 'http://x/'", "a list"),
+]
+
+
+@pytest.mark.parametrize(
+    "changes, key, problem, allowed", BAD, ids=[f"{key} {problem}" for _, key, problem, _ in BAD]
+)
+def test_bad_value_is_one_line_naming_key_value_and_allowed(
+    tmp_path, changes, key, problem, allowed
+):
+    path = tmp_path / "params.yaml"
+    write_params(path, changes)
+    message = load_error(path)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {key} {problem}; allowed: ")
+    assert allowed in message.split("; allowed: ", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("data:\n  dataset: mnist\n\tseed: 0\n", "is not valid YAML at line 3"),
+        ("data: {dataset: mnist\nmodel: {}\n", "is not valid YAML at line 2"),
+        ("", "must be a mapping of sections (data, model, train, plot)"),
+        ("- data\n- model\n", "must be a mapping of sections (data, model, train, plot)"),
+        ("mnist\n", "must be a mapping of sections (data, model, train, plot)"),
+    ],
+    ids=["tab", "unclosed-brace", "empty", "list", "scalar"],
+)
+def test_a_file_that_is_not_yaml_or_not_a_mapping_is_reported(tmp_path, text, problem):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert load_error(path) == f"{path}: {problem}"
+
+
+def test_a_missing_file_is_reported(tmp_path):
+    path = tmp_path / "params.yaml"
+    assert load_error(path) == f"{path}: cannot be read (No such file or directory)"
+
+
+def test_a_file_that_is_not_utf8_text_is_reported(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"data:\n  dataset: mnist\xff\n")
+    message = load_error(path)
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+
+
+@given(encoding_dim=st.integers())
+def test_encoding_dim_loads_exactly_when_between_1_and_784(tmp_path_factory, encoding_dim):
+    path = tmp_path_factory.getbasetemp() / "encoding_dim.yaml"
+    write_params(path, {"model.encoding_dim": encoding_dim})
+    if 1 <= encoding_dim <= 784:
+        assert params.load(path).model.encoding_dim == encoding_dim
+    else:
+        assert load_error(path).startswith(f"{path}: model.encoding_dim is {encoding_dim};")
+
+
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("prepare", "data.train_size", 0),
+        ("train", "model.encoding_dim", 0),
+        ("plot", "plot.n_images", 0),
+    ],
+)
+def test_stage_with_bad_params_exits_1_with_one_line_and_no_outputs(raw_sample, name, key, value):
+    set_params(raw_sample / "params.yaml", {key: value})
+    result = stage(name, raw_sample)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: params.yaml: {key} is {value}; allowed: ")
+    assert result.stderr.count("\n") == 1
+    assert "oneDNN" not in result.stderr  # the params were checked before TensorFlow loaded
+    assert not (raw_sample / "data" / "prepared").exists()
+    assert not (raw_sample / "models").exists()
+    assert not (raw_sample / "reports").exists()
+
+
+def test_exponent_notation_is_a_number(tmp_path):
+    # PyYAML alone reads 1e-3 as a string; users and `dvc exp run -S` write it that way.
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text().replace("0.001", "1e-3"))
+    assert params.load(path).train.learning_rate == 0.001
