@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: venv repro test lint format lock clean
+.PHONY: venv repro test lint format lock clean sweep report exps sample
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,26 @@ repro: venv
 
 test: venv
 	python -m pytest
+
+# The pipeline on the bundled 2000/500-image MNIST sample, as an experiment: what CI runs, offline.
+SAMPLE_PARAMS := -S data.dataset=mnist_sample -S data.train_size=2000 -S data.test_size=500 \
+	-S train.epochs=3 -S train.batch_size=32
+sample: venv
+	dvc exp run $(SAMPLE_PARAMS)
+
+# The encoding_dim sweep through DVC's queue, e.g. on a subset:
+#   make sweep SWEEP_ARGS="--dims 4,16,36 -S data.train_size=2000 -S train.epochs=2"
+sweep: venv
+	python -m scripts.sweep $(SWEEP_ARGS)
+
+# reports/report.md: the workspace against BASELINE (main), in numbers and pictures.
+BASELINE ?= main
+report: venv
+	python -m scripts.report --baseline $(BASELINE)
+
+# Experiments with their params and metrics, without the columns of file hashes.
+exps: venv
+	dvc exp show --drop 'stages/.*|data/.*|models/.*|reports/.*|data.mirrors.*|Created'
 
 lint: venv
 	ruff check .

@@ -24,3 +24,6 @@ METRICS = Path("reports/metrics.json")
 FIGURES = Path("reports/figures")
 RECONSTRUCTIONS_FIGURE = FIGURES / "reconstructions.png"
 LOSS_FIGURE = FIGURES / "loss.png"
+CODES_FIGURE = FIGURES / "codes_pca.png"
+ERROR_PER_DIGIT_FIGURE = FIGURES / "error_per_digit.png"
+BEST_AND_WORST_FIGURE = FIGURES / "best_and_worst.png"

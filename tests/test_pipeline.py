@@ -36,6 +36,9 @@ OUTPUTS = [
     "reports/metrics.json",
     "reports/figures/reconstructions.png",
     "reports/figures/loss.png",
+    "reports/figures/codes_pca.png",
+    "reports/figures/error_per_digit.png",
+    "reports/figures/best_and_worst.png",
 ]
 
 
@@ -102,6 +105,10 @@ def test_figures_decode_with_the_expected_shape(baseline):
     assert figure.shape == (400, round(100 * (1.2 * n_images + 1.2)), 4)  # 3 rows of n_images
     assert figure.std() > 0.05  # pictures, not a blank canvas
     assert matplotlib.image.imread(baseline / "reports/figures/loss.png").shape == (400, 600, 4)
+    best_and_worst = matplotlib.image.imread(baseline / "reports/figures/best_and_worst.png")
+    assert best_and_worst.shape[0] == round(100 * 4 / 3 * 4)  # best, rebuilt, worst, rebuilt
+    for name in ("codes_pca.png", "error_per_digit.png"):
+        assert matplotlib.image.imread(baseline / "reports/figures" / name).std() > 0.05
 
 
 def test_nothing_changed_nothing_runs(baseline):
@@ -143,6 +150,9 @@ def test_plots_are_declared_for_dvc_plots(baseline):
     shown = json.loads(dvc(baseline, "plots", "show", "--json"))["data"]
     assert sorted(shown) == [
         "Loss per epoch",
+        "reports/figures/best_and_worst.png",
+        "reports/figures/codes_pca.png",
+        "reports/figures/error_per_digit.png",
         "reports/figures/loss.png",
         "reports/figures/reconstructions.png",
     ]

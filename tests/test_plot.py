@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from stages import plot, prepare
+from stages import figures, plot, prepare
 from stages.cli import StageError
 from stages.paths import CODES, RECONSTRUCTIONS
 from tests.conftest import REPO
@@ -17,25 +17,25 @@ from tests.conftest import REPO
     [(36, (6, 6)), (16, (4, 4)), (32, (6, 6)), (2, (1, 2)), (1, (1, 1)), (128, (11, 12))],
 )
 def test_code_grid(encoding_dim, grid):
-    assert plot.code_grid(encoding_dim) == grid
+    assert figures.code_grid(encoding_dim) == grid
 
 
 def test_every_code_grid_holds_its_code_with_no_empty_row_and_is_nearly_square():
     for encoding_dim in range(1, 785):
-        rows, columns = plot.code_grid(encoding_dim)
+        rows, columns = figures.code_grid(encoding_dim)
         assert (rows - 1) * columns < encoding_dim <= rows * columns, encoding_dim
         assert 0 <= columns - rows <= 1, encoding_dim
 
 
 def test_as_grid_pads_the_unused_cells_with_nan():
-    grid = plot.as_grid(np.arange(1, 33, dtype=np.float32))
+    grid = figures.as_grid(np.arange(1, 33, dtype=np.float32))
     assert grid.shape == (6, 6)
     np.testing.assert_array_equal(grid.ravel()[:32], np.arange(1, 33))
     assert np.isnan(grid.ravel()[32:]).all()
 
 
 def test_as_grid_of_a_square_code_has_no_padding():
-    grid = plot.as_grid(np.linspace(0, 1, 36))
+    grid = figures.as_grid(np.linspace(0, 1, 36))
     assert grid.shape == (6, 6)
     assert not np.isnan(grid).any()
 

@@ -1,0 +1,1 @@
+"""Tools around the pipeline: the encoding_dim sweep and the comparison report."""

@@ -1,0 +1,174 @@
+"""Sweep model.encoding_dim through DVC's experiment queue; tabulate and draw rate vs distortion.
+
+    python -m scripts.sweep                                   # 2 ... 128 on the full data
+    python -m scripts.sweep --dims 4,16,36 -S data.train_size=2000 -S train.epochs=2
+
+Each value is queued with `dvc exp run --queue`; the queue then runs with one worker per CPU core
+(`dvc exp run --run-all`, which starts the queue's workers as `dvc queue start` does and waits for
+them). The results, read back with `dvc exp show`, go to reports/sweep/: sweep.csv, sweep.md and
+rate_distortion.png. Every experiment stays in `dvc exp show`, to compare or apply.
+"""
+
+import argparse
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dvc.api
+import matplotlib.pyplot as plt
+
+from stages import figures
+from stages.datasets import IMAGE_SIZE
+from stages.files import atomic_path
+
+DEFAULT_DIMS = "2,4,8,16,32,36,64,128"
+SWEEP = Path("reports/sweep")
+COLUMNS = {
+    # column: the `dvc exp show` key it comes from
+    "encoding_dim": "model.encoding_dim",
+    "compression_ratio": "compression_ratio",
+    "parameter_count": "parameter_count",
+    "test_bce": "test.bce",
+    "test_mse": "test.mse",
+    "test_psnr": "test.psnr",
+}
+
+
+def main() -> None:
+    args = parse_args()
+    names = queue(args.dims, args.set)
+    print(f"running {len(names)} experiments with {args.jobs} workers", flush=True)
+    subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)], check=True)
+    rows, failed = collect(names)
+    SWEEP.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, SWEEP / "sweep.csv")
+    write_markdown(rows, SWEEP / "sweep.md")
+    figures.save(rate_distortion(rows), SWEEP / "rate_distortion.png")
+    print((SWEEP / "sweep.md").read_text())
+    if failed:
+        sys.exit(
+            f"error: these experiments did not finish: {', '.join(failed)} (dvc queue logs NAME)"
+        )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--dims",
+        default=DEFAULT_DIMS,
+        type=encoding_dims,
+        help=f"comma-separated encoding_dim values (default {DEFAULT_DIMS})",
+    )
+    parser.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a params.yaml value for every experiment, as in dvc exp run -S",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="queue workers (default: one per CPU core)",
+    )
+    return parser.parse_args()
+
+
+def encoding_dims(text: str) -> list[int]:
+    try:
+        dims = [int(value) for value in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed: comma-separated integers") from None
+    if not all(1 <= dim <= IMAGE_SIZE for dim in dims) or len(set(dims)) != len(dims):
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed: distinct integers from 1 to 784")
+    return dims
+
+
+def queue(dims: list[int], settings: list[str]) -> list[str]:
+    """Queue one experiment per encoding_dim; return their names."""
+    command = [
+        "dvc",
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        f"model.encoding_dim={','.join(map(str, dims))}",
+    ]
+    for setting in settings:
+        command += ["-S", setting]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    names = re.findall(r"Queued experiment '([^']+)'", output)
+    if len(names) != len(dims):
+        sys.exit(f"error: queued {len(names)} experiments for {len(dims)} values:\n{output}")
+    return names
+
+
+def collect(names: list[str]) -> tuple[list[dict], list[str]]:
+    """One row per finished experiment of this sweep, by encoding_dim; and the names that failed."""
+    shown = {row["Experiment"]: row for row in dvc.api.exp_show() if row.get("Experiment")}
+    rows, failed = [], []
+    for name in names:
+        row = shown.get(name)
+        if row is None or row.get("State") not in (None, "Success") or row.get("test.bce") is None:
+            failed.append(name)
+            continue
+        values = {column: row[key] for column, key in COLUMNS.items()}
+        values["encoding_dim"] = int(values["encoding_dim"])
+        values["parameter_count"] = int(values["parameter_count"])
+        rows.append({**values, "experiment": name})
+    return sorted(rows, key=lambda row: row["encoding_dim"]), failed
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=[*COLUMNS, "experiment"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_markdown(rows: list[dict], path: Path) -> None:
+    lines = [
+        "| encoding_dim | compression | parameters | test BCE | test MSE | PSNR dB | experiment |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['encoding_dim']} | {row['compression_ratio']:.1f}x | {row['parameter_count']} "
+            f"| {row['test_bce']:.4f} | {row['test_mse']:.5f} | {row['test_psnr']:.2f} "
+            f"| {row['experiment']} |"
+        )
+    with atomic_path(path) as temporary:
+        temporary.write_text("\n".join(lines) + "\n")
+
+
+def rate_distortion(rows: list[dict]):
+    """Test BCE and PSNR against the code size, with the compression ratio on the top axis."""
+    dims = [row["encoding_dim"] for row in rows]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for axis, column, label in (
+        (axes[0], "test_bce", "test binary cross-entropy (lower is better)"),
+        (axes[1], "test_psnr", "test PSNR, dB (higher is better)"),
+    ):
+        axis.plot(dims, [row[column] for row in rows], marker="o")
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(dims, labels=[str(dim) for dim in dims])
+        axis.minorticks_off()
+        axis.set_xlabel("encoding_dim (values per code)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        top = axis.secondary_xaxis("top")
+        top.set_xticks(dims, labels=[f"{IMAGE_SIZE / dim:.3g}x" for dim in dims], fontsize=8)
+        top.minorticks_off()
+        top.set_xlabel("compression ratio (784 / encoding_dim)")
+    figure.suptitle("What a smaller code costs: rate against distortion")
+    figure.tight_layout()
+    return figure
+
+
+if __name__ == "__main__":
+    main()

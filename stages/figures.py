@@ -1,0 +1,145 @@
+"""The pictures a person looks at: what the autoencoder keeps, loses and learns.
+
+Pure Matplotlib and NumPy (never TensorFlow), so the plot stage starts in a second.
+"""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from stages.datasets import IMAGE_SIDE  # noqa: E402
+from stages.files import atomic_path  # noqa: E402
+
+DIGITS = range(10)
+DPI = 100
+
+
+def save(figure: plt.Figure, path) -> None:
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=DPI)
+    plt.close(figure)
+
+
+def code_grid(encoding_dim: int) -> tuple[int, int]:
+    """The most nearly square (rows, columns) that holds encoding_dim values: 6x6 for 36."""
+    columns = math.ceil(math.sqrt(encoding_dim))
+    return math.ceil(encoding_dim / columns), columns
+
+
+def as_picture(image: np.ndarray) -> np.ndarray:
+    return image.reshape(IMAGE_SIDE, IMAGE_SIDE)
+
+
+def as_grid(code: np.ndarray) -> np.ndarray:
+    rows, columns = code_grid(len(code))
+    padded = np.full(rows * columns, np.nan)  # unused cells are left blank
+    padded[: len(code)] = code
+    return padded.reshape(rows, columns)
+
+
+def picture_rows(rows: list[tuple[str, list[np.ndarray], float]], titles=None) -> plt.Figure:
+    """A grid of grey pictures: one (label, pictures, brightest value) per row."""
+    n_columns = len(rows[0][1])
+    figure, axes = plt.subplots(
+        len(rows), n_columns, figsize=(1.2 * n_columns + 1.2, 4 / 3 * len(rows)), squeeze=False
+    )
+    for row, (label, pictures, brightest) in enumerate(rows):
+        for column, picture in enumerate(pictures):
+            axis = axes[row, column]
+            # One grey scale per row, so brightness compares across columns.
+            axis.imshow(picture, cmap="gray", vmin=0, vmax=brightest)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if titles is not None and row % 2 == 0:
+                axis.set_title(titles[row // 2][column], fontsize=8)
+        axes[row, 0].set_ylabel(label)
+    figure.tight_layout()
+    return figure
+
+
+def reconstructions(images, codes, reconstructed) -> plt.Figure:
+    """The tutorial's figure: originals, their codes as small pictures, reconstructions."""
+    return picture_rows(
+        [
+            ("original", [as_picture(image) for image in images], 1.0),
+            (
+                f"code ({codes.shape[1]})",
+                [as_grid(code) for code in codes],
+                max(codes.max(), 1e-12),
+            ),
+            ("reconstruction", [as_picture(image) for image in reconstructed], 1.0),
+        ]
+    )
+
+
+def best_and_worst(images, reconstructed, errors, labels, n_images: int) -> plt.Figure:
+    """The n best and n worst reconstructed test images, each with its error and digit."""
+    order = np.argsort(errors, kind="stable")
+    best, worst = order[:n_images], order[::-1][:n_images]
+    titles = [[f"{labels[i]}: {errors[i]:.3f}" for i in chosen] for chosen in (best, worst)]
+    figure = picture_rows(
+        [
+            ("best", [as_picture(images[i]) for i in best], 1.0),
+            ("rebuilt", [as_picture(reconstructed[i]) for i in best], 1.0),
+            ("worst", [as_picture(images[i]) for i in worst], 1.0),
+            ("rebuilt", [as_picture(reconstructed[i]) for i in worst], 1.0),
+        ],
+        titles=titles,
+    )
+    figure.suptitle("Best and worst reconstructions (digit: mean squared error)", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def error_per_digit(errors: np.ndarray, labels: np.ndarray) -> plt.Figure:
+    """Mean reconstruction error of each digit class: which digits the code serves worst."""
+    present = [digit for digit in DIGITS if np.any(labels == digit)]
+    means = [errors[labels == digit].mean() for digit in present]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.bar([str(digit) for digit in present], means, color="tab:blue")
+    axis.axhline(errors.mean(), color="black", linestyle="--", label=f"all: {errors.mean():.4f}")
+    axis.set_xlabel("digit")
+    axis.set_ylabel("mean squared error per pixel")
+    axis.set_title("Reconstruction error per digit (test set)")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def codes_pca(codes: np.ndarray, labels: np.ndarray) -> plt.Figure:
+    """The test codes projected on their first two principal components, coloured by digit."""
+    centred = codes - codes.mean(axis=0)
+    _, singular_values, axes_t = np.linalg.svd(centred, full_matrices=False)
+    # Fix each component's sign so the same codes always give the same picture.
+    signs = np.where(axes_t[:2].sum(axis=1) < 0, -1.0, 1.0)[:, None]
+    projected = centred @ (axes_t[:2] * signs).T
+    if projected.shape[1] == 1:  # a 1-value code has one component only
+        projected = np.column_stack([projected[:, 0], np.zeros(len(projected))])
+    explained = singular_values[:2] ** 2 / max((singular_values**2).sum(), 1e-12)
+    figure, axis = plt.subplots(figsize=(6, 5))
+    scatter = axis.scatter(
+        *projected.T, c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.6
+    )
+    figure.colorbar(scatter, ax=axis, ticks=list(DIGITS), label="digit")
+    axis.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
+    axis.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC 2")
+    axis.set_title(f"The {codes.shape[1]}-value codes of the test set, by PCA")
+    figure.tight_layout()
+    return figure
+
+
+def loss(train: tuple, validation: tuple) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(*train, marker="o", label="train")
+    axis.plot(*validation, marker="o", label="validation (test set)")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("binary cross-entropy")
+    axis.set_title("Autoencoder loss per epoch")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,77 @@
+"""Experiments: a real sweep through DVC's queue, and the report between two experiments."""
+
+import csv
+import math
+import re
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from tests.conftest import SAMPLE_PARAMS, copy_repo, git_commit, run, set_params
+
+DIMS = [2, 8, 32]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    """A repo copy on the sample after `python -m scripts.sweep --dims 2,8,32`."""
+    repo = copy_repo(tmp_path_factory.mktemp("sweep"))
+    set_params(repo / "params.yaml", {**SAMPLE_PARAMS, "train.epochs": 2})
+    git_commit(repo, "sweep on the sample")
+    run([sys.executable, "-m", "scripts.sweep", "--dims", ",".join(map(str, DIMS))], repo)
+    return repo
+
+
+def sweep_rows(repo: Path) -> list[dict]:
+    with (repo / "reports/sweep/sweep.csv").open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_the_sweep_table_has_one_row_per_value_with_finite_metrics(swept):
+    rows = sweep_rows(swept)
+    assert [int(row["encoding_dim"]) for row in rows] == DIMS
+    for row in rows:
+        for column in ("test_bce", "test_mse", "test_psnr", "compression_ratio"):
+            assert math.isfinite(float(row[column])), (row, column)
+        assert float(row["compression_ratio"]) == pytest.approx(784 / int(row["encoding_dim"]))
+    # A larger code reconstructs better: the whole point of the sweep.
+    assert float(rows[0]["test_bce"]) > float(rows[-1]["test_bce"])
+    markdown = (swept / "reports/sweep/sweep.md").read_text()
+    assert len(re.findall(r"^\| \d+ \|", markdown, flags=re.MULTILINE)) == len(DIMS)
+
+
+def test_the_rate_distortion_picture_decodes(swept):
+    picture = matplotlib.image.imread(swept / "reports/sweep/rate_distortion.png")
+    assert picture.shape == (450, 1100, 4)
+    assert picture.std() > 0.05
+
+
+def test_every_sweep_experiment_is_listed_by_dvc(swept):
+    listed = run(["dvc", "exp", "list", "--name-only"], swept).stdout.split()
+    assert sorted(listed) == sorted(row["experiment"] for row in sweep_rows(swept))
+
+
+def test_a_bad_dims_list_is_one_line_before_anything_is_queued(swept):
+    result = run([sys.executable, "-m", "scripts.sweep", "--dims", "4,0"], swept, check=False)
+    assert result.returncode == 2
+    assert "allowed: distinct integers from 1 to 784" in result.stderr
+    assert "Queued" not in result.stdout
+
+
+def test_the_report_compares_two_experiments(swept):
+    smallest, largest = sweep_rows(swept)[0], sweep_rows(swept)[-1]
+    run(["dvc", "exp", "apply", largest["experiment"]], swept)
+    run([sys.executable, "-m", "scripts.report", "--baseline", smallest["experiment"]], swept)
+
+    report = (swept / "reports/report.md").read_text()
+    for row in (smallest, largest):
+        assert str(round(float(row["test_bce"]), 5)) in report  # dvc metrics diff rounds to 5
+    assert re.search(r"model.encoding_dim\s*\|\s*2\s*\|\s*32", report)
+    links = re.findall(r"\]\((report/[^)]+)\)", report)
+    assert "report/loss.png" in links
+    for revision in (smallest["experiment"], "workspace"):
+        assert f"report/{revision}_reports_figures_reconstructions.png" in links
+    for link in links:
+        assert matplotlib.image.imread(swept / "reports" / link).ndim == 3, link
