@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: venv repro test lint format lock clean sweep report exps sample
+.PHONY: venv repro test lint format lock clean sweep report exps sample bench
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ sweep: venv
 BASELINE ?= main
 report: venv
 	python -m scripts.report --baseline $(BASELINE)
+
+# The pipeline timed against the tutorial's script (several minutes; data from DATA_MIRROR).
+bench: venv
+	python -m benchmarks.bench
 
 # Experiments with their params and metrics, without the columns of file hashes.
 exps: venv

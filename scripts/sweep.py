@@ -11,6 +11,7 @@ rate_distortion.png. Every experiment stays in `dvc exp show`, to compare or app
 
 import argparse
 import csv
+import math
 import os
 import re
 import subprocess
@@ -149,6 +150,7 @@ def write_markdown(rows: list[dict], path: Path) -> None:
 def rate_distortion(rows: list[dict]):
     """Test BCE and PSNR against the code size, with the compression ratio on the top axis."""
     dims = [row["encoding_dim"] for row in rows]
+    ticks = readable_ticks(dims)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for axis, column, label in (
         (axes[0], "test_bce", "test binary cross-entropy (lower is better)"),
@@ -156,18 +158,36 @@ def rate_distortion(rows: list[dict]):
     ):
         axis.plot(dims, [row[column] for row in rows], marker="o")
         axis.set_xscale("log", base=2)
-        axis.set_xticks(dims, labels=[str(dim) for dim in dims])
+        for dim, row in zip(dims, rows, strict=True):
+            if dim not in ticks:  # too close to a tick to have a label of its own there
+                axis.annotate(
+                    str(dim),
+                    (dim, row[column]),
+                    textcoords="offset points",
+                    xytext=(6, -10),
+                    fontsize=8,
+                )
+        axis.set_xticks(ticks, labels=[str(dim) for dim in ticks])
         axis.minorticks_off()
         axis.set_xlabel("encoding_dim (values per code)")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         top = axis.secondary_xaxis("top")
-        top.set_xticks(dims, labels=[f"{IMAGE_SIZE / dim:.3g}x" for dim in dims], fontsize=8)
+        top.set_xticks(ticks, labels=[f"{IMAGE_SIZE / dim:.3g}x" for dim in ticks], fontsize=8)
         top.minorticks_off()
         top.set_xlabel("compression ratio (784 / encoding_dim)")
     figure.suptitle("What a smaller code costs: rate against distortion")
     figure.tight_layout()
     return figure
+
+
+def readable_ticks(dims: list[int]) -> list[int]:
+    """The values to label on a log axis, leaving out any too close to the last one labelled."""
+    ticks = []
+    for dim in sorted(dims):
+        if not ticks or math.log2(dim) - math.log2(ticks[-1]) >= 0.5:
+            ticks.append(dim)
+    return ticks
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Benchmarks: the pipeline measured against the tutorial's script."""

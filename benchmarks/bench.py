@@ -1,0 +1,231 @@
+"""Time the pipeline against the tutorial's own script, on the same data, in one run.
+
+    make bench            # or: python -m benchmarks.bench --runs 3
+
+The baseline is the tutorial's script, written out below as a user would run it (reading the same
+local IDX files, since keras.datasets cannot download here). Each measurement runs in a fresh
+process, several times; the table shows medians and the ratio to the baseline.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {
+    **os.environ,
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+
+# The tutorial (Keras blog, "Building Autoencoders in Keras"), with Adam as the project's default,
+# and a callback that only records each epoch's seconds and the final val_loss.
+TUTORIAL = textwrap.dedent("""
+    import gzip, json, sys, time
+    import numpy as np
+    import keras
+    from keras import layers
+
+    def load(name):  # mnist.load_data() cannot download here: the same bytes, read locally
+        with gzip.open(f"{sys.argv[1]}/{name}", "rb") as f:
+            data = f.read()
+        return np.frombuffer(data, np.uint8, offset=16 if "images" in name else 8)
+
+    x_train = load("train-images-idx3-ubyte.gz").reshape(-1, 28, 28)
+    x_test = load("t10k-images-idx3-ubyte.gz").reshape(-1, 28, 28)
+    keras.utils.set_random_seed(42)
+
+    encoding_dim = 36
+    input_img = keras.Input(shape=(784,))
+    encoded = layers.Dense(encoding_dim, activation="relu")(input_img)
+    decoded = layers.Dense(784, activation="sigmoid")(encoded)
+    autoencoder = keras.Model(input_img, decoded)
+    encoder = keras.Model(input_img, encoded)
+    encoded_input = keras.Input(shape=(encoding_dim,))
+    decoder = keras.Model(encoded_input, autoencoder.layers[-1](encoded_input))
+    autoencoder.compile(optimizer="adam", loss="binary_crossentropy")
+
+    x_train = x_train.astype("float32") / 255.
+    x_test = x_test.astype("float32") / 255.
+    x_train = x_train.reshape((len(x_train), np.prod(x_train.shape[1:])))
+    x_test = x_test.reshape((len(x_test), np.prod(x_test.shape[1:])))
+
+    class EpochSeconds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+    seconds = []
+    history = autoencoder.fit(x_train, x_train, epochs=15, batch_size=256, shuffle=True,
+                              validation_data=(x_test, x_test), verbose=0,
+                              callbacks=[EpochSeconds()])
+    encoded_imgs = encoder.predict(x_test, verbose=0)
+    decoded_imgs = decoder.predict(encoded_imgs, verbose=0)
+    print(json.dumps({"epoch_seconds": seconds, "val_loss": history.history["val_loss"][-1]}))
+""")
+
+# The train stage's own code path (stages.model), timed the same way.
+PROJECT_FIT = textwrap.dedent("""
+    import json, math, time
+    import keras
+    from stages import model, params
+    from stages.files import load_npy
+    from stages.paths import TEST_IMAGES, TRAIN_IMAGES
+
+    config = params.load()
+    train_images, test_images = load_npy(TRAIN_IMAGES), load_npy(TEST_IMAGES)
+    model.seed_everything(config.train.seed)
+    autoencoder = model.build_autoencoder(config.model)
+    model.compile_for_training(
+        autoencoder, config.train, math.ceil(len(train_images) / config.train.batch_size))
+
+    class EpochSeconds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+    seconds = []
+    history = autoencoder.fit(
+        train_images, train_images, epochs=config.train.epochs,
+        batch_size=config.train.batch_size, shuffle=config.train.shuffle,
+        validation_data=(test_images, test_images), verbose=0, callbacks=[EpochSeconds()])
+    print(json.dumps({"epoch_seconds": seconds, "val_loss": history.history["val_loss"][-1]}))
+""")
+
+
+def measure(command: list[str], cwd: Path, env: dict | None = None) -> dict:
+    """Run a command in a fresh process: its wall seconds, peak RSS in MiB and last output line."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            command, cwd=cwd, env={**ENV, **(env or {})}, stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(process.pid, 0)  # wait4 gives this child's own peak RSS
+        seconds = time.perf_counter() - start
+        out.seek(0), err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"error: {' '.join(command)} failed in {cwd}:\n{err.read()[-3000:]}")
+        lines = out.read().strip().splitlines()
+    return {
+        "seconds": seconds,
+        "rss_mib": usage.ru_maxrss / 1024,
+        "last": lines[-1] if lines else "",
+    }
+
+
+def fit_seconds_per_epoch(result: dict) -> tuple[float, float]:
+    """(whole fit / epochs, including the first epoch's compiling; final val_loss)."""
+    report = json.loads(result["last"])
+    return sum(report["epoch_seconds"]) / len(report["epoch_seconds"]), report["val_loss"]
+
+
+def main() -> None:
+    args = parse_args()
+    data = Path(args.data).resolve()
+    runs = range(args.runs)
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"data from {data}, {args.runs} runs of each",
+        flush=True,
+    )
+    work = Path(tempfile.mkdtemp(prefix="bench."))
+    try:
+        script = work / "tutorial.py"
+        script.write_text(TUTORIAL)
+        tutorial = [measure([sys.executable, str(script), str(data)], work) for _ in runs]
+        print("tutorial script: done", flush=True)
+
+        cold, changed, unchanged = [], [], []
+        for run in runs:
+            clone = work / f"clone{run}"  # a fresh clone: empty DVC cache, no outputs
+            subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+            cold.append(measure(["dvc", "repro"], clone, {"DATA_MIRROR": str(data)}))
+            # A value not run before in this clone, so DVC's run cache cannot skip the work.
+            set_encoding_dim(clone, 20 + run)
+            changed.append(measure(["dvc", "repro"], clone))
+            unchanged.append(measure(["dvc", "repro"], clone))
+        print("pipeline: done", flush=True)
+
+        stage = [measure([sys.executable, "-m", "stages.train"], clone) for _ in runs]
+        fit_script = work / "project_fit.py"
+        fit_script.write_text(PROJECT_FIT)
+        fits = [
+            measure([sys.executable, str(fit_script)], clone, {"PYTHONPATH": str(clone)})
+            for _ in runs
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    median = statistics.median
+    tutorial_epoch = median(fit_seconds_per_epoch(r)[0] for r in tutorial)
+    project_epoch = median(fit_seconds_per_epoch(r)[0] for r in fits)
+    tutorial_loss = median(fit_seconds_per_epoch(r)[1] for r in tutorial)
+    project_loss = median(fit_seconds_per_epoch(r)[1] for r in fits)
+    script_seconds = median(r["seconds"] for r in tutorial)
+    rows = [
+        ("training, seconds per epoch", tutorial_epoch, project_epoch, "<= 0.25x"),
+        (
+            "whole pipeline, cold `dvc repro`",
+            script_seconds,
+            median(r["seconds"] for r in cold),
+            "<= 0.7x",
+        ),
+        (
+            "`dvc repro` after encoding_dim changes",
+            script_seconds,
+            median(r["seconds"] for r in changed),
+            "<= 0.5x",
+        ),
+        (
+            "peak RSS, MiB (train stage)",
+            median(r["rss_mib"] for r in tutorial),
+            median(r["rss_mib"] for r in stage),
+            "<= 0.75x",
+        ),
+    ]
+    print()
+    print("| measure | tutorial script | this project | ratio | target |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for name, baseline, ours, target in rows:
+        print(f"| {name} | {baseline:.2f} | {ours:.2f} | {ours / baseline:.2f}x | {target} |")
+    print(
+        f"| `dvc repro`, nothing changed (s) | | {median(r['seconds'] for r in unchanged):.2f} "
+        "| | <= 1.5 s |"
+    )
+    print(
+        f"| final val_loss | {tutorial_loss:.5f} | {project_loss:.5f} "
+        f"| {project_loss - tutorial_loss:+.5f} | within 0.002 |"
+    )
+
+
+def set_encoding_dim(clone: Path, value: int) -> None:
+    params = clone / "params.yaml"
+    text = params.read_text()
+    changed = text.replace("  encoding_dim: 36", f"  encoding_dim: {value}", 1)
+    if changed == text:
+        sys.exit(f"error: {params} has no 'encoding_dim: 36' line to change")
+    params.write_text(changed)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (3)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("DATA_MIRROR", "data/raw"),
+        help="folder with the four MNIST .gz files (default: $DATA_MIRROR, else data/raw)",
+    )
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
