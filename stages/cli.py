@@ -9,15 +9,25 @@ class StageError(Exception):
     """A problem with the user's params, data or files, reported as one line, never a traceback."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a killed queue task, a CI timeout), raised like Ctrl-C to unwind the same way."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def run(main: Callable[[], None]) -> None:
     """Run a stage's main(); turn StageError and interruptions into one line and an exit code."""
-    # SIGTERM (a killed queue task, a CI timeout) unwinds like Ctrl-C: temporary files are removed.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # Unwinding runs the `finally` blocks that remove temporary files and folders.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except StageError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: interrupted; previous outputs were left as they were", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as interruption:
+        signum = signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT
+        message = f"interrupted by {signum.name}; no output was left half-written"
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(128 + signum)

@@ -7,7 +7,6 @@ A file is checked by the digest of its *decompressed* content, so any faithful m
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -18,10 +17,12 @@ from tqdm import tqdm
 from stages import idx, params
 from stages.cli import StageError, run
 from stages.datasets import DATASETS
+from stages.files import atomic_folder
 from stages.paths import RAW
 
 ATTEMPTS = 3
 TIMEOUT_SECONDS = float(os.environ.get("DATA_TIMEOUT", "30"))
+RETRY_DELAY_SECONDS = 1.0  # then twice that: a busy server gets a moment to recover
 CHUNK_BYTES = 1 << 16
 
 
@@ -29,20 +30,18 @@ class SourceFailed(Exception):
     """Why one source could not supply one file; the next source is tried."""
 
 
+class SourceDown(SourceFailed):
+    """A source that did not answer after every retry: the other files do not wait for it again."""
+
+
 def main() -> None:
     data = params.load().data
     sources = sources_for(data)
-    RAW.parent.mkdir(parents=True, exist_ok=True)
-    # Fetch into a hidden folder and move it into place at the end: data/raw/ is whole or untouched.
-    staging = Path(tempfile.mkdtemp(dir=RAW.parent, prefix=".raw."))
-    try:
+    down: dict[str, str] = {}  # source -> why it did not answer
+    # Fetch into a hidden folder that replaces data/raw/ at the end: it is whole or untouched.
+    with atomic_folder(RAW) as staging:
         for name, sha256 in DATASETS[data.dataset].sha256.items():
-            fetch_verified(name, sha256, sources, staging / name)
-        staging.chmod(RAW.parent.stat().st_mode & 0o777)  # mkdtemp makes it private
-        shutil.rmtree(RAW, ignore_errors=True)
-        staging.rename(RAW)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            fetch_verified(name, sha256, sources, staging / name, down)
 
 
 def sources_for(data: params.DataParams) -> list[str]:
@@ -56,9 +55,14 @@ def sources_for(data: params.DataParams) -> list[str]:
     return sources
 
 
-def fetch_verified(name: str, sha256: str, sources: list[str], destination: Path) -> None:
+def fetch_verified(
+    name: str, sha256: str, sources: list[str], destination: Path, down: dict[str, str]
+) -> None:
     failures = []
     for source in sources:
+        if source in down:
+            failures.append(f"{source} (skipped: {down[source]}, for an earlier file)")
+            continue
         try:
             fetch(source, name, destination)
             verify(destination, sha256)
@@ -67,6 +71,8 @@ def fetch_verified(name: str, sha256: str, sources: list[str], destination: Path
         except SourceFailed as failure:
             destination.unlink(missing_ok=True)
             failures.append(f"{source} ({failure})")
+            if isinstance(failure, SourceDown):
+                down[source] = str(failure)
     raise StageError(
         f"could not get {name} from any source: {'; '.join(failures)}. "
         "To use a local copy, set DATA_MIRROR to a folder or base URL that holds the .gz files, "
@@ -103,8 +109,8 @@ def download(url: str, destination: Path) -> None:
         except (OSError, ValueError) as error:  # timeouts, resets, short reads (http.client)
             reason = str(error) or type(error).__name__
         if attempt < ATTEMPTS:
-            time.sleep(attempt)
-    raise SourceFailed(f"{reason}, after {ATTEMPTS} attempts")
+            time.sleep(attempt * RETRY_DELAY_SECONDS)
+    raise SourceDown(f"{reason}, after {ATTEMPTS} attempts")
 
 
 def copy_with_progress(response, destination: Path, expected: int | None, url: str) -> int:

@@ -58,4 +58,11 @@ def load_autoencoder(path: Path) -> keras.Model:
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types for a bad file; all mean the same here
-        raise StageError(f"{path}: not a loadable Keras model ({error})") from None
+        raise StageError(f"{path}: not a loadable Keras model ({first_sentence(error)})") from None
+
+
+def first_sentence(error: BaseException) -> str:
+    """An error's gist on one line: Keras wraps the real error in paragraphs and a config dump."""
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    return " ".join(str(error).split()).split(". ", 1)[0]

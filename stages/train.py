@@ -6,7 +6,7 @@ from dvclive import Live
 
 from stages import params
 from stages.cli import StageError, run
-from stages.files import atomic_path, load_npy
+from stages.files import atomic_folder, atomic_path, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 
 
@@ -25,22 +25,25 @@ def main() -> None:
     steps_per_epoch = math.ceil(len(train_images) / config.train.batch_size)
     model.compile_for_training(autoencoder, config.train, steps_per_epoch)
 
-    # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
-    live = Live(dir=str(TRAIN_REPORTS), dvcyaml=False, save_dvc_exp=False)
-    history = autoencoder.fit(
-        train_images,
-        train_images,
-        epochs=config.train.epochs,
-        batch_size=config.train.batch_size,
-        shuffle=config.train.shuffle,
-        validation_data=(test_images, test_images),
-        callbacks=[keras.callbacks.TerminateOnNaN(), DVCLiveCallback(live=live)],
-        verbose=2,
-    )
-    check_converged(history.history["loss"], config.train)
+    # DVCLive logs into a temporary folder that replaces reports/train/ only once the model is
+    # saved: an interrupted or diverged run leaves the previous curves and metrics as they were.
+    with atomic_folder(TRAIN_REPORTS) as reports:
+        # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
+        live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
+        history = autoencoder.fit(
+            train_images,
+            train_images,
+            epochs=config.train.epochs,
+            batch_size=config.train.batch_size,
+            shuffle=config.train.shuffle,
+            validation_data=(test_images, test_images),
+            callbacks=[keras.callbacks.TerminateOnNaN(), DVCLiveCallback(live=live)],
+            verbose=2,
+        )
+        check_converged(history.history["loss"], config.train)
 
-    with atomic_path(MODEL) as temporary:
-        autoencoder.save(temporary)
+        with atomic_path(MODEL) as temporary:
+            autoencoder.save(temporary)
 
 
 def check_converged(losses: list[float], train: params.TrainParams) -> None:

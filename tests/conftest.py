@@ -54,6 +54,17 @@ def stage(name: str, cwd: Path, env: dict | None = None, check: bool = False):
     return run([sys.executable, "-m", f"stages.{name}"], cwd, env, check)
 
 
+def error_line(stderr: str) -> str:
+    """A failed stage's one error line: the last line, and the only one saying error (no traceback).
+
+    TensorFlow's start-up notices may come before it; they are TensorFlow's, not the stage's.
+    """
+    lines = stderr.splitlines()
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[-1]
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """An empty project folder with the stage code and params set for the sample."""
@@ -94,6 +105,34 @@ def copy_repo(destination: Path) -> Path:
         destination,
     )
     return destination
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary files or folders left in a workspace's outputs (theirs all start with a dot)."""
+    return sorted(
+        str(path.relative_to(root))
+        for folder in ("data", "models", "reports")
+        for path in (root / folder).rglob(".*")
+        if path.name != ".gitignore"
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Path:
+    """The repo, copied, with the whole pipeline run on the sample by `dvc repro`, committed."""
+    repo = copy_repo(tmp_path_factory.mktemp("sample_run"))
+    set_params(repo / "params.yaml", SAMPLE_PARAMS)
+    run(["dvc", "repro"], repo)
+    git_commit(repo, "a run on the sample")
+    return repo
+
+
+@pytest.fixture
+def sample_repo(sample_run: Path) -> Path:
+    """That repo reset to its committed run, outputs included, for a test to change."""
+    run(["git", "reset", "-q", "--hard", "HEAD"], sample_run)
+    run(["dvc", "checkout", "--force"], sample_run)
+    return sample_run
 
 
 def git_commit(repo: Path, message: str) -> None:

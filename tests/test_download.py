@@ -4,13 +4,16 @@ import gzip
 import hashlib
 import shutil
 import socket
+import threading
+from collections import Counter
+from contextlib import contextmanager
 
 import pytest
 
 from stages import download
 from stages.cli import StageError
-from stages.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES
-from tests.conftest import SAMPLE, serving, set_params, stage
+from stages.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_LABELS
+from tests.conftest import SAMPLE, QuietHandler, serving, set_params, stage
 
 FILES = sorted(DATASETS["mnist_sample"].sha256)
 EXPECTED_SHA256 = DATASETS["mnist_sample"].sha256[TRAIN_IMAGES]
@@ -175,4 +178,139 @@ def test_all_sources_failing_exit_1_with_one_line_giving_each_reason(in_workspac
     assert -1 not in positions, line
     assert positions == sorted(positions)  # in the order they were tried
     assert "set DATA_MIRROR to a folder or base URL" in line
+    assert not (in_workspace / "data" / "raw").exists()
+
+
+class FaultyHandler(QuietHandler):
+    """Serves the sample, except that the first `failures` requests for each file meet `fault`."""
+
+    fault = ""
+    failures = 1_000_000
+    requests: Counter  # per file name, set for each server
+    release: threading.Event  # set when the test ends, so that hanging requests return
+
+    def do_GET(self):
+        name = self.path.lstrip("/")
+        self.requests[name] += 1
+        if self.requests[name] > self.failures:
+            super().do_GET()
+        elif self.fault == "hang":
+            self.release.wait(60)
+        elif self.fault == "500":
+            self.send_error(500)
+        elif self.fault == "cut short":
+            whole = (SAMPLE / name).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(whole)))
+            self.end_headers()
+            self.wfile.write(whole[: len(whole) // 2])  # then the connection closes
+
+
+@contextmanager
+def faulty_server(fault: str, failures: int = FaultyHandler.failures):
+    """A real HTTP server on 127.0.0.1 that fails as `fault` says; yields its URL and counts."""
+    release, requests = threading.Event(), Counter()
+    handler = type(
+        "Handler",
+        (FaultyHandler,),
+        {"fault": fault, "failures": failures, "requests": requests, "release": release},
+    )
+    with serving(SAMPLE, handler) as url:
+        try:
+            yield url, requests
+        finally:
+            release.set()
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """Short timeouts and no pause between tries, so that failing sources fail fast."""
+    monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(download, "RETRY_DELAY_SECONDS", 0)
+
+
+@pytest.mark.parametrize("fault", ["hang", "500", "cut short"])
+def test_a_failing_http_mirror_is_retried_then_left_for_the_next_source(
+    in_workspace, monkeypatch, capsys, quick_retries, fault
+):
+    with faulty_server(fault) as (url, requests):
+        monkeypatch.setenv("DATA_MIRROR", url)
+        download.main()
+    assert_raw_is_the_sample(in_workspace)
+    assert capsys.readouterr().out.count("verified, from tests/data/mnist_sample/") == 4
+    # Tried ATTEMPTS times for the first file; not again for the other three.
+    assert requests == {TRAIN_IMAGES: download.ATTEMPTS}
+
+
+def test_a_500_that_passes_on_a_retry_is_downloaded_from_that_mirror(
+    in_workspace, monkeypatch, capsys, quick_retries
+):
+    with faulty_server("500", failures=1) as (url, requests):
+        monkeypatch.setenv("DATA_MIRROR", url)
+        download.main()
+    assert_raw_is_the_sample(in_workspace)
+    assert capsys.readouterr().out.count(f"verified, from {url}") == 4
+    assert requests == {name: 2 for name in FILES}
+
+
+def test_wrong_bytes_over_http_fall_back_to_the_next_source(
+    in_workspace, tmp_path, monkeypatch, capsys
+):
+    bad = mirror_copy(tmp_path)
+    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)  # another file under the same name
+    with serving(bad) as url:
+        monkeypatch.setenv("DATA_MIRROR", url)
+        download.main()
+    assert_raw_is_the_sample(in_workspace)
+    output = capsys.readouterr().out
+    assert f"{TRAIN_IMAGES}: verified, from tests/data/mnist_sample/" in output
+    assert f"{TRAIN_LABELS}: verified, from {url}" in output
+
+
+def test_every_http_fault_failing_is_one_error_giving_each_reason_and_keeping_raw(
+    in_workspace, tmp_path, quick_retries
+):
+    raw = shutil.copytree(SAMPLE, in_workspace / "data" / "raw")
+    (raw / "notes.txt").write_text("mine")
+    bad = mirror_copy(tmp_path)
+    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)
+    size = (SAMPLE / TRAIN_IMAGES).stat().st_size
+    attempts = f"after {download.ATTEMPTS} attempts"
+    with (
+        faulty_server("hang") as (hanging, _),
+        faulty_server("500") as (broken, _),
+        faulty_server("cut short") as (cut, _),
+        serving(bad) as wrong,
+    ):
+        use_mirrors(in_workspace, hanging, broken, cut, wrong)
+        message = download_error()
+    assert "\n" not in message
+    reasons = [
+        f"{hanging} (timed out, {attempts})",
+        f"{broken} (HTTP 500 Internal Server Error, {attempts})",
+        f"{cut} (transfer cut short at {size // 2} of {size} bytes, {attempts})",
+        f"{wrong} (checksum mismatch for {TRAIN_IMAGES}: expected {EXPECTED_SHA256}, got",
+    ]
+    positions = [message.find(reason) for reason in reasons]
+    assert -1 not in positions, message
+    assert positions == sorted(positions)
+    assert sorted(path.name for path in raw.iterdir()) == sorted([*FILES, "notes.txt"])
+    assert (raw / TRAIN_IMAGES).read_bytes() == (SAMPLE / TRAIN_IMAGES).read_bytes()
+    assert list((in_workspace / "data").glob(".raw.*")) == []
+
+
+def test_a_source_found_down_is_named_but_not_waited_for_again(
+    in_workspace, tmp_path, quick_retries
+):
+    bad = mirror_copy(tmp_path)
+    shutil.copy(SAMPLE / TRAIN_IMAGES, bad / TEST_IMAGES)  # the third file is wrong
+    with faulty_server("500") as (broken, requests):
+        use_mirrors(in_workspace, broken, str(bad))
+        message = download_error()
+    assert message.startswith(
+        f"could not get {TEST_IMAGES} from any source: {broken} (skipped: HTTP 500 Internal "
+        f"Server Error, after {download.ATTEMPTS} attempts, for an earlier file); {bad} "
+        f"(checksum mismatch for {TEST_IMAGES}: "
+    )
+    assert requests == {TRAIN_IMAGES: download.ATTEMPTS}
     assert not (in_workspace / "data" / "raw").exists()

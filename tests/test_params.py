@@ -4,10 +4,11 @@ import math
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stages import params
+from stages.datasets import DATASETS
 from tests.conftest import REPO, set_params, stage
 
 MISSING = object()  # a change that deletes the key or section
@@ -207,3 +208,106 @@ def test_exponent_notation_is_a_number(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text((REPO / "params.yaml").read_text().replace("0.001", "1e-3"))
     assert params.load(path).train.learning_rate == 0.001
+
+
+# A strategy for the valid values of each key the stages read.
+VALID = {
+    "data.dataset": st.sampled_from(sorted(DATASETS)),
+    "data.train_size": st.integers(1, 2000),
+    "data.test_size": st.integers(1, 500),
+    "data.seed": st.integers(0, 2**32 - 1),
+    "model.encoding_dim": st.integers(1, 784),
+    "model.activation": st.sampled_from(params.ACTIVATIONS),
+    "model.output_activation": st.sampled_from(params.OUTPUT_ACTIVATIONS),
+    "train.optimizer": st.sampled_from(params.OPTIMIZERS),
+    "train.learning_rate": st.floats(1e-8, 10),
+    "train.epochs": st.integers(1, 10_000),
+    "train.batch_size": st.integers(1, 65_536),
+    "train.shuffle": st.booleans(),
+    "train.seed": st.integers(0, 2**32 - 1),
+    "plot.n_images": st.integers(1, 100),
+}
+# What a user might write instead; letters only, so that YAML reads each string back as a string.
+JUNK = st.one_of(
+    st.just(MISSING),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 70_000),
+    st.sampled_from([0, 101, 501, 785, 2001, 10_001, 60_001, 65_537, 2**32]),  # just too big
+    st.floats(),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzAEIOU_-", max_size=8),
+    st.lists(st.integers(0, 9), max_size=2),
+)
+
+
+def whole(value, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def is_valid(key: str, drawn: dict) -> bool:
+    """Whether drawn[key] is allowed, by the rules in params.yaml's comments and the README."""
+    value = drawn[key]
+    dataset = DATASETS.get(drawn["data.dataset"]) if type(drawn["data.dataset"]) is str else None
+    match key:
+        case _ if value is MISSING:
+            return False
+        case "data.dataset":
+            return dataset is not None
+        case "data.train_size":
+            return dataset is not None and whole(value, 1, dataset.train_count)
+        case "data.test_size":
+            return dataset is not None and whole(value, 1, dataset.test_count)
+        case "data.seed" | "train.seed":
+            return whole(value, 0, 2**32 - 1)
+        case "model.encoding_dim":
+            return whole(value, 1, 784)
+        case "model.activation":
+            return value in params.ACTIVATIONS
+        case "model.output_activation":
+            return value in params.OUTPUT_ACTIVATIONS
+        case "train.optimizer":
+            return value in params.OPTIMIZERS
+        case "train.learning_rate":
+            return type(value) in (int, float) and math.isfinite(value) and value > 0
+        case "train.epochs":
+            return whole(value, 1, 10_000)
+        case "train.batch_size":
+            return whole(value, 1, 65_536)
+        case "train.shuffle":
+            return type(value) is bool
+        case "plot.n_images":
+            test_size = drawn["data.test_size"] if is_valid("data.test_size", drawn) else 0
+            return whole(value, 1, min(100, test_size))
+
+
+@settings(max_examples=300)  # each takes a millisecond
+@given(
+    data=st.data(),
+    spoiled=st.lists(st.sampled_from(sorted(VALID)), max_size=2, unique=True),
+    extra=st.none() | st.sampled_from(["data.mirror", "model.dropout", "train.momentum"]),
+)
+def test_any_params_document_loads_exactly_or_fails_on_one_line_naming_a_bad_key(
+    tmp_path_factory, data, spoiled, extra
+):
+    drawn = {
+        key: data.draw(JUNK if key in spoiled else valid, label=key) for key, valid in VALID.items()
+    }
+    path = tmp_path_factory.getbasetemp() / "drawn.yaml"
+    write_params(path, {**drawn, **({extra: 1} if extra else {})})
+    problems = {
+        key: "is missing" if value is MISSING else f"is {value!r}" for key, value in drawn.items()
+    }
+    bad = [key for key in drawn if not is_valid(key, drawn)]  # in the order of the file
+    if extra:
+        problems[extra] = "is not a known key"
+        bad.insert(0, extra)  # unknown keys are found before any value is read
+
+    if not bad:
+        loaded = params.load(path)
+        for key, value in drawn.items():
+            section, name = key.split(".")
+            assert getattr(getattr(loaded, section), name) == value, key
+        return
+    message = load_error(path)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {bad[0]} {problems[bad[0]]}; allowed: "), (message, bad)

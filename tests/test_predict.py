@@ -1,6 +1,8 @@
 """The predict stage's scores, and the model code it shares with train: build, load, converge."""
 
+import json
 import math
+import pickle
 import zipfile
 
 import keras
@@ -10,6 +12,8 @@ import pytest
 from stages import model, predict, train
 from stages.cli import StageError
 from stages.params import ModelParams, TrainParams
+from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
+from tests.conftest import error_line, stage
 
 TUTORIAL = ModelParams(encoding_dim=36, activation="relu", output_activation="sigmoid")
 TRAINING = TrainParams(
@@ -95,6 +99,107 @@ def test_a_model_with_a_lambda_layer_is_refused(tmp_path):
     message = load_error(path)
     assert message.startswith(f"{path}: not a loadable Keras model")
     assert "Lambda" in message
+
+
+def rezip(path, change) -> None:
+    """Rewrite a .keras archive with change(entries) applied: tampering that keeps CRCs right."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    change(entries)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def test_a_model_with_flipped_bytes_is_refused(tmp_path):
+    path = tmp_path / "autoencoder.keras"
+    model.build_autoencoder(TUTORIAL).save(path)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2  # inside the weights
+    data[middle : middle + 64] = bytes(byte ^ 0xFF for byte in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+    assert load_error(path) == (
+        f"{path}: not a loadable Keras model (Bad CRC-32 for file 'model.weights.h5')"
+    )
+
+
+def test_a_model_whose_config_no_longer_fits_its_weights_is_refused(tmp_path):
+    path = tmp_path / "autoencoder.keras"
+    model.build_autoencoder(TUTORIAL).save(path)
+
+    def widen_the_code(entries):
+        entries["config.json"] = entries["config.json"].replace(b'"units": 36', b'"units": 37')
+
+    rezip(path, widen_the_code)
+    message = load_error(path)
+    assert message.startswith(f"{path}: not a loadable Keras model (")
+    assert "\n" not in message
+
+
+def save_pickle(path) -> None:
+    """A pickle that, if anything ever unpickled it, would create ran.txt."""
+
+    class Payload:
+        def __reduce__(self):
+            return open, ("ran.txt", "w")
+
+    path.write_bytes(pickle.dumps(Payload()))
+
+
+def save_lambda_model(path) -> None:
+    """A Keras model whose Lambda layer would create ran.txt, were its code ever run."""
+    image = keras.Input(shape=(784,))
+    touch = lambda x: (__import__("pathlib").Path("ran.txt").touch(), x)[1]  # noqa: E731
+    keras.Model(image, keras.layers.Lambda(touch, name="code")(image)).save(path)
+
+
+def save_os_system_model(path) -> None:
+    """The real autoencoder, its config edited to make the code layer os.system."""
+    model.build_autoencoder(TUTORIAL).save(path)
+
+    def point_at_os_system(entries):
+        config = json.loads(entries["config.json"])
+        config["config"]["layers"][1].update(module="os", class_name="system")
+        entries["config.json"] = json.dumps(config).encode()
+
+    rezip(path, point_at_os_system)
+
+
+@pytest.mark.parametrize(
+    "save, problem",
+    [
+        (save_pickle, "not a .keras zip archive"),
+        (save_lambda_model, "Requested the deserialization of a `Lambda` layer whose `function`"),
+        (save_os_system_model, "Could not locate class 'system'"),
+    ],
+    ids=["pickle", "lambda", "os.system"],
+)
+def test_predict_refuses_an_unsafe_model_and_keeps_the_previous_results(
+    workspace, monkeypatch, save, problem
+):
+    (workspace / "build").mkdir()
+    monkeypatch.chdir(workspace / "build")  # building the Lambda model runs it once, here
+    (workspace / MODEL).parent.mkdir()
+    save(workspace / MODEL)
+    (workspace / "build" / "ran.txt").unlink(missing_ok=True)
+    (workspace / TEST_IMAGES).parent.mkdir(parents=True)
+    np.save(workspace / TEST_IMAGES, np.zeros((10, 784), np.float32))
+    previous = {METRICS: b'{"test": {"bce": 0.1}}\n', CODES: b"codes", RECONSTRUCTIONS: b"images"}
+    for path, data in previous.items():
+        (workspace / path).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / path).write_bytes(data)
+
+    result = stage("predict", workspace)
+
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert line.startswith(f"error: {MODEL}: not a loadable Keras model ({problem}")
+    assert not (workspace / "ran.txt").exists()  # nothing in the file was ever run
+    for path, data in previous.items():
+        assert (workspace / path).read_bytes() == data, path
+    assert sorted(p.name for p in (workspace / CODES).parent.iterdir()) == sorted(
+        [CODES.name, RECONSTRUCTIONS.name]
+    )
 
 
 @pytest.mark.parametrize("losses", [[0.3, math.nan], [0.3, math.inf], [math.nan]])
