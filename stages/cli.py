@@ -13,14 +13,26 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a killed queue task, a CI timeout), raised like Ctrl-C to unwind the same way."""
 
 
-def _terminate(signum, frame):
-    raise Terminated
+_received: list[int] = []  # SIGINT and SIGTERM, as they arrive
+
+
+def _interrupt(signum, frame):
+    _received.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raise again for a signal whose exception got lost, e.g. raised inside a library's __del__."""
+    if _received:
+        raise Terminated if _received[-1] == signal.SIGTERM else KeyboardInterrupt
 
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage's main(); turn StageError and interruptions into one line and an exit code."""
     # Unwinding runs the `finally` blocks that remove temporary files and folders.
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if started ignoring it
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         main()
     except StageError as error:

@@ -35,12 +35,17 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     temporary.chmod(0o777 & ~_umask())  # mkdtemp makes it private
+    previous = temporary.with_name(f"{temporary.name}.previous")
     try:
         yield temporary
-        # A folder cannot be renamed over another: the old one goes first, a moment before.
-        shutil.rmtree(path, ignore_errors=True)
+        # A folder cannot be renamed over another: set the old one aside, then rename.
+        if path.exists():
+            path.rename(previous)
         temporary.rename(path)
     finally:
+        if previous.exists() and not path.exists():  # interrupted between the two renames
+            previous.rename(path)
+        shutil.rmtree(previous, ignore_errors=True)
         shutil.rmtree(temporary, ignore_errors=True)
 
 

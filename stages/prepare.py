@@ -11,15 +11,20 @@ from stages.paths import RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABE
 def main() -> None:
     data = params.load().data
     rng = np.random.default_rng(data.seed)
-    for images_file, labels_file, size, images_out, labels_out in (
+    splits = [
         (datasets.TRAIN_IMAGES, datasets.TRAIN_LABELS, data.train_size, TRAIN_IMAGES, TRAIN_LABELS),
         (datasets.TEST_IMAGES, datasets.TEST_LABELS, data.test_size, TEST_IMAGES, TEST_LABELS),
-    ):
+    ]
+    # Read and check both splits before writing either: a bad test file leaves no new train file.
+    chosen = []
+    for images_file, labels_file, size, images_out, labels_out in splits:
         images, labels = load_split(images_file, labels_file)
         subset = choose_subset(rng, len(images), size, images_file)
-        save_npy(images_out, scale_and_flatten(images[subset]))
-        save_npy(labels_out, labels[subset])
-        print(f"{images_out}: {size} of {len(images)} images")
+        chosen.append((images[subset], labels[subset], images_out, labels_out, len(images)))
+    for images, labels, images_out, labels_out, available in chosen:
+        save_npy(images_out, scale_and_flatten(images))
+        save_npy(labels_out, labels)
+        print(f"{images_out}: {len(images)} of {available} images")
 
 
 def load_split(images_file: str, labels_file: str) -> tuple[np.ndarray, np.ndarray]:

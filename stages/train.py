@@ -5,7 +5,7 @@ import math
 from dvclive import Live
 
 from stages import params
-from stages.cli import StageError, run
+from stages.cli import StageError, raise_if_interrupted, run
 from stages.files import atomic_folder, atomic_path, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 
@@ -37,7 +37,12 @@ def main() -> None:
             batch_size=config.train.batch_size,
             shuffle=config.train.shuffle,
             validation_data=(test_images, test_images),
-            callbacks=[keras.callbacks.TerminateOnNaN(), DVCLiveCallback(live=live)],
+            callbacks=[
+                keras.callbacks.TerminateOnNaN(),
+                DVCLiveCallback(live=live),
+                # A signal's exception can get lost in library code: look again every epoch.
+                keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: raise_if_interrupted()),
+            ],
             verbose=2,
         )
         check_converged(history.history["loss"], config.train)

@@ -116,3 +116,14 @@ def test_asking_for_more_images_than_the_raw_files_hold_is_refused():
     assert prepare_error() == (
         f"data/raw/{TRAIN_IMAGES} has 2000 images, fewer than the 5000 asked for"
     )
+
+
+def test_a_bad_test_split_leaves_the_previous_train_split_untouched(raw_sample, monkeypatch):
+    monkeypatch.chdir(raw_sample)
+    prepare.main()
+    previous = (raw_sample / "data/prepared/train_images.npy").read_bytes()
+    set_params(raw_sample / "params.yaml", {"data.train_size": 1000})
+    (raw_sample / "data/raw/t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(StageError, match="corrupt or truncated"):
+        prepare.main()
+    assert (raw_sample / "data/prepared/train_images.npy").read_bytes() == previous

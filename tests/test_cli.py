@@ -1,0 +1,71 @@
+"""Stages stop on SIGINT or SIGTERM with one line and exit 128 + the signal, even if it got lost."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_stage_code(body: str, **popen) -> subprocess.CompletedProcess:
+    """Run `body` as a stage's main() through stages.cli.run, in a fresh Python."""
+    code = "\n".join(
+        [
+            "import os, signal, time",
+            "from stages.cli import raise_if_interrupted, run",
+            "def main():",
+            *(f"    {line}" for line in body.strip().splitlines()),
+            "run(main)",
+        ]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, **popen
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_unwinds_the_stage_and_exits_with_one_line(signum):
+    result = run_stage_code(
+        f"""
+try:
+    os.kill(os.getpid(), {int(signum)})
+    time.sleep(30)
+finally:
+    print("cleaned up")
+"""
+    )
+    assert result.returncode == 128 + signum
+    assert result.stdout == "cleaned up\n"  # finally blocks ran: temporary files go
+    assert result.stderr == (
+        f"error: interrupted by {signum.name}; no output was left half-written\n"
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_whose_exception_was_swallowed_is_raised_at_the_next_check(signum):
+    result = run_stage_code(
+        f"""
+try:
+    os.kill(os.getpid(), {int(signum)})
+    time.sleep(30)
+except BaseException:
+    pass  # as library code, or an exception inside a __del__, may do
+print("went on")
+raise_if_interrupted()
+print("never")
+"""
+    )
+    assert result.returncode == 128 + signum
+    assert result.stdout == "went on\n"
+
+
+def test_sigint_ignored_by_the_caller_stays_ignored():
+    # `nohup` and background jobs of a script start with SIGINT ignored: so must the stage.
+    result = run_stage_code(
+        "os.kill(os.getpid(), signal.SIGINT)\nraise_if_interrupted()\nprint('went on')",
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert result.returncode == 0
+    assert result.stdout == "went on\n"

@@ -1,0 +1,130 @@
+"""The train stage's faults: a diverging loss, and SIGINT or SIGTERM in the middle of training."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stages import prepare
+from stages.paths import MODEL, TRAIN_CURVES, TRAIN_REPORTS
+from tests.conftest import ENV, error_line, leftovers, run, set_params, stage
+
+# What an earlier run left: the stage never reads these, so any bytes will do.
+PREVIOUS = {
+    MODEL: b"the previous model",
+    TRAIN_REPORTS / "metrics.json": b'{"train": {"loss": 0.1}, "eval": {"loss": 0.1}, "step": 2}\n',
+    TRAIN_CURVES / "train" / "loss.tsv": b"step\tloss\n0\t0.2\n1\t0.1\n",
+    TRAIN_CURVES / "eval" / "loss.tsv": b"step\tloss\n0\t0.2\n1\t0.1\n",
+}
+
+
+@pytest.fixture
+def trained_before(raw_sample, monkeypatch) -> Path:
+    """A workspace with the sample prepared and the outputs of an earlier training run."""
+    monkeypatch.chdir(raw_sample)
+    prepare.main()
+    for path, data in PREVIOUS.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return raw_sample
+
+
+def assert_previous_outputs_intact(workspace: Path) -> None:
+    for path, data in PREVIOUS.items():
+        assert (workspace / path).read_bytes() == data, path
+    reports = workspace / TRAIN_REPORTS
+    written = {path.relative_to(workspace) for path in reports.rglob("*") if path.is_file()}
+    assert written == set(PREVIOUS) - {MODEL}
+    assert sorted(path.name for path in (workspace / MODEL).parent.iterdir()) == [MODEL.name]
+    assert leftovers(workspace) == []
+
+
+def test_a_diverging_loss_is_one_line_and_writes_no_model(trained_before):
+    # Steps this large overflow the weights to inf within the first epoch: the loss becomes nan.
+    huge_steps = {"train.optimizer": "sgd", "train.learning_rate": 1e30}
+    set_params(trained_before / "params.yaml", huge_steps)
+    result = stage("train", trained_before)
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (
+        "error: training diverged: the loss became nan at epoch 1; no model was saved. "
+        "Try a smaller train.learning_rate (now 1e+30)"
+    )
+    assert_previous_outputs_intact(trained_before)
+
+
+def interrupt_in_epoch_2(
+    process: subprocess.Popen, interrupt: Callable[[], None]
+) -> tuple[str, str]:
+    """Read the process's output until its second epoch begins, interrupt it; return its output."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Epoch 2/"):  # past start-up and compiling: really training
+            interrupt()
+            break
+    try:
+        rest, errors = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    output = "".join(seen) + rest
+    assert "Epoch 2/" in output, output + (errors or "")
+    return output, errors or ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_train_keeps_the_previous_model_and_metrics(trained_before, signum):
+    set_params(trained_before / "params.yaml", {"train.epochs": 1000})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.train"],
+        cwd=trained_before,
+        env={**ENV, "PYTHONUNBUFFERED": "1"},  # each epoch's line as it is printed
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, errors = interrupt_in_epoch_2(process, lambda: process.send_signal(signum))
+    assert process.returncode == 128 + signum, errors
+    assert error_line(errors) == (
+        f"error: interrupted by {signum.name}; no output was left half-written"
+    )
+    assert_previous_outputs_intact(trained_before)
+
+
+def test_dvc_repro_completes_after_an_interrupted_one(sample_repo):
+    model = (sample_repo / MODEL).read_bytes()
+    metrics = (sample_repo / TRAIN_REPORTS / "metrics.json").read_bytes()
+    set_params(sample_repo / "params.yaml", {"train.epochs": 20})
+    # Ctrl-C in a terminal signals the whole process group: dvc and the stage it runs.
+    process = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=sample_repo,
+        env={**ENV, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output, _ = interrupt_in_epoch_2(process, lambda: os.killpg(process.pid, signal.SIGINT))
+    assert process.returncode != 0
+    assert "error: interrupted by SIGINT; no output was left half-written" in output
+    assert "ERROR: failed to reproduce 'train'" in output
+    assert leftovers(sample_repo) == []
+    # DVC removes a stage's outputs before running it: the model comes back with `dvc checkout`,
+    # the metrics and curves (kept in git, cache: false) with `git checkout`.
+    assert not (sample_repo / MODEL).exists()
+    assert not (sample_repo / TRAIN_REPORTS / "metrics.json").exists()
+    run(["dvc", "checkout"], sample_repo)
+    run(["git", "checkout", "--", str(TRAIN_REPORTS)], sample_repo)
+    assert (sample_repo / MODEL).read_bytes() == model
+    assert (sample_repo / TRAIN_REPORTS / "metrics.json").read_bytes() == metrics
+
+    output = run(["dvc", "repro"], sample_repo).stdout
+    assert re.findall(r"Running stage '(\w+)'", output) == ["train", "predict", "plot"]
+    curve = (sample_repo / TRAIN_CURVES / "train" / "loss.tsv").read_text().splitlines()
+    assert len(curve) == 1 + 20  # the header, then every epoch
+    assert "up to date" in run(["dvc", "status"], sample_repo).stdout
