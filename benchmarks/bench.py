@@ -27,6 +27,16 @@ ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
 
+# Both timed scripts record each epoch's seconds with this callback, and nothing more.
+EPOCH_SECONDS = textwrap.dedent("""
+    class EpochSeconds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+    seconds = []
+""")
+
 # The tutorial (Keras blog, "Building Autoencoders in Keras"), with Adam as the project's default,
 # and a callback that only records each epoch's seconds and the final val_loss.
 TUTORIAL = textwrap.dedent("""
@@ -59,19 +69,14 @@ TUTORIAL = textwrap.dedent("""
     x_train = x_train.reshape((len(x_train), np.prod(x_train.shape[1:])))
     x_test = x_test.reshape((len(x_test), np.prod(x_test.shape[1:])))
 
-    class EpochSeconds(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.start)
-    seconds = []
+    # EPOCH_SECONDS
     history = autoencoder.fit(x_train, x_train, epochs=15, batch_size=256, shuffle=True,
                               validation_data=(x_test, x_test), verbose=0,
                               callbacks=[EpochSeconds()])
     encoded_imgs = encoder.predict(x_test, verbose=0)
     decoded_imgs = decoder.predict(encoded_imgs, verbose=0)
     print(json.dumps({"epoch_seconds": seconds, "val_loss": history.history["val_loss"][-1]}))
-""")
+""").replace("# EPOCH_SECONDS\n", EPOCH_SECONDS)
 
 # The train stage's own code path (stages.model), timed the same way.
 PROJECT_FIT = textwrap.dedent("""
@@ -88,18 +93,13 @@ PROJECT_FIT = textwrap.dedent("""
     model.compile_for_training(
         autoencoder, config.train, math.ceil(len(train_images) / config.train.batch_size))
 
-    class EpochSeconds(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.start)
-    seconds = []
+    # EPOCH_SECONDS
     history = autoencoder.fit(
         train_images, train_images, epochs=config.train.epochs,
         batch_size=config.train.batch_size, shuffle=config.train.shuffle,
         validation_data=(test_images, test_images), verbose=0, callbacks=[EpochSeconds()])
     print(json.dumps({"epoch_seconds": seconds, "val_loss": history.history["val_loss"][-1]}))
-""")
+""").replace("# EPOCH_SECONDS\n", EPOCH_SECONDS)
 
 
 def measure(command: list[str], cwd: Path, env: dict | None = None) -> dict:
