@@ -60,10 +60,10 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         np.save(temporary, array, allow_pickle=False)
 
 
-def load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
     """Load an array written by an earlier stage; never unpickles."""
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except FileNotFoundError:
         raise StageError(f"{path}: not found; run the stages before this one (dvc repro)") from None
     except (OSError, ValueError) as error:

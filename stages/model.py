@@ -7,7 +7,7 @@ import keras
 
 from stages.cli import StageError
 from stages.datasets import IMAGE_SIZE
-from stages.params import ModelParams, TrainParams
+from stages.params import ModelParams
 
 
 def seed_everything(seed: int) -> None:
@@ -24,28 +24,10 @@ def build_autoencoder(model: ModelParams) -> keras.Model:
     return keras.Model(image, reconstruction, name="autoencoder")
 
 
-def encoder_of(autoencoder: keras.Model) -> keras.Model:
-    """The first half of the autoencoder as a model of its own: image -> code."""
-    return keras.Model(autoencoder.input, autoencoder.get_layer("code").output, name="encoder")
-
-
-def compile_for_training(
-    autoencoder: keras.Model, train: TrainParams, steps_per_epoch: int
-) -> None:
-    """The tutorial's loss and optimizer, compiled for speed without changing the numbers.
-
-    XLA fuses each step into one program, and running a whole epoch's steps per call removes
-    the per-batch trip through Python: over twice as fast on a CPU, with the same losses.
-    """
-    optimizer = keras.optimizers.get(
-        {"class_name": train.optimizer, "config": {"learning_rate": train.learning_rate}}
-    )
-    autoencoder.compile(
-        optimizer=optimizer,
-        loss="binary_crossentropy",
-        jit_compile=True,
-        steps_per_execution=steps_per_epoch,
-    )
+def with_codes(autoencoder: keras.Model) -> keras.Model:
+    """The autoencoder with its hidden layer as a second output: image -> (code, reconstruction)."""
+    code = autoencoder.get_layer("code").output
+    return keras.Model(autoencoder.input, [code, autoencoder.output], name="with_codes")
 
 
 def load_autoencoder(path: Path) -> keras.Model:

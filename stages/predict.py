@@ -9,21 +9,22 @@ from stages.datasets import IMAGE_SIZE
 from stages.files import load_npy, save_json, save_npy
 from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
 
-BATCH_SIZE = 4096  # prediction needs no gradients: large batches are faster and still small
-
 
 def main() -> None:
-    from stages import model  # TensorFlow loads here, once the inputs are known to exist
+    import keras  # TensorFlow loads here, once the inputs are known to exist
+
+    from stages import model
 
     test_images = load_npy(TEST_IMAGES)
     autoencoder = model.load_autoencoder(MODEL)
-    encoder = model.encoder_of(autoencoder)
 
-    codes = encoder.predict(test_images, batch_size=BATCH_SIZE, verbose=0)
-    reconstructions = autoencoder.predict(test_images, batch_size=BATCH_SIZE, verbose=0)
-    # Keras' own evaluation, so test.bce is the number fit() reported as val_loss.
-    autoencoder.compile(loss="binary_crossentropy")
-    bce = autoencoder.evaluate(test_images, test_images, batch_size=BATCH_SIZE, verbose=0)
+    # One call on the whole test set (it fits in memory many times over): predict()'s batching
+    # and tracing would only add time.
+    codes, reconstructions = model.with_codes(autoencoder)(test_images)
+    # Keras computes this from the logits it keeps beside the sigmoid's output, as in training:
+    # it is the val_loss of the last epoch.
+    bce = float(keras.ops.mean(keras.losses.binary_crossentropy(test_images, reconstructions)))
+    codes, reconstructions = np.asarray(codes), np.asarray(reconstructions)
 
     save_npy(CODES, codes)
     save_npy(RECONSTRUCTIONS, reconstructions)

@@ -1,6 +1,7 @@
 """Train the autoencoder to reproduce its input, logging each epoch's losses with DVCLive."""
 
 import math
+import time
 
 from dvclive import Live
 
@@ -13,49 +14,46 @@ from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 def main() -> None:
     config = params.load()
     # Imported once the params are checked: a typo fails at once, not after TensorFlow loads.
-    import keras
-    from dvclive.keras import DVCLiveCallback
+    from stages import model, training
 
-    from stages import model
-
-    train_images, test_images = load_npy(TRAIN_IMAGES), load_npy(TEST_IMAGES)
+    # Memory-mapped (copy-on-write, so nothing reaches the files): training reads them in place.
+    train_images = load_npy(TRAIN_IMAGES, mmap_mode="c")
+    test_images = load_npy(TEST_IMAGES, mmap_mode="c")
 
     model.seed_everything(config.train.seed)
     autoencoder = model.build_autoencoder(config.model)
-    steps_per_epoch = math.ceil(len(train_images) / config.train.batch_size)
-    model.compile_for_training(autoencoder, config.train, steps_per_epoch)
 
     # DVCLive logs into a temporary folder that replaces reports/train/ only once the model is
     # saved: an interrupted or diverged run leaves the previous curves and metrics as they were.
     with atomic_folder(TRAIN_REPORTS) as reports:
         # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
         live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
-        history = autoencoder.fit(
-            train_images,
-            train_images,
-            epochs=config.train.epochs,
-            batch_size=config.train.batch_size,
-            shuffle=config.train.shuffle,
-            validation_data=(test_images, test_images),
-            callbacks=[
-                keras.callbacks.TerminateOnNaN(),
-                DVCLiveCallback(live=live),
-                # A signal's exception can get lost in library code: look again every epoch.
-                keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: raise_if_interrupted()),
-            ],
-            verbose=2,
-        )
-        check_converged(history.history["loss"], config.train)
+        epochs = training.fit(autoencoder, train_images, test_images, config.train)
+        started = time.perf_counter()
+        for epoch, (loss, val_loss) in enumerate(epochs, start=1):
+            check_converged(loss, epoch, config.train)
+            # The names DVCLive's Keras callback gives fit()'s "loss" and "val_loss".
+            live.log_metric("train/loss", loss)
+            live.log_metric("eval/loss", val_loss)
+            live.next_step()
+            seconds, started = time.perf_counter() - started, time.perf_counter()
+            print(
+                f"Epoch {epoch}/{config.train.epochs} - {seconds:.2f}s - loss: {loss:.4f} - "
+                f"val_loss: {val_loss:.4f}",
+                flush=True,
+            )
+            raise_if_interrupted()  # a signal's exception can get lost in library code
+        live.end()
 
         with atomic_path(MODEL) as temporary:
             autoencoder.save(temporary)
 
 
-def check_converged(losses: list[float], train: params.TrainParams) -> None:
-    if not all(math.isfinite(loss) for loss in losses):
+def check_converged(loss: float, epoch: int, train: params.TrainParams) -> None:
+    if not math.isfinite(loss):
         raise StageError(
-            f"training diverged: the loss became {losses[-1]} at epoch {len(losses)}; no model "
-            f"was saved. Try a smaller train.learning_rate (now {train.learning_rate})"
+            f"training diverged: the loss became {loss} at epoch {epoch}; no model was saved. "
+            f"Try a smaller train.learning_rate (now {train.learning_rate})"
         )
 
 

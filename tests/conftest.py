@@ -65,23 +65,30 @@ def error_line(stderr: str) -> str:
     return lines[-1]
 
 
+def make_workspace(folder: Path, downloaded: bool = False) -> Path:
+    """A project folder with the stage code and params set for the sample, and data/raw if
+    `downloaded`, as the download stage leaves it."""
+    shutil.copytree(
+        REPO / "stages", folder / "stages", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(SAMPLE, folder / "tests" / "data" / "mnist_sample")
+    shutil.copy(REPO / "params.yaml", folder / "params.yaml")
+    set_params(folder / "params.yaml", SAMPLE_PARAMS)
+    if downloaded:
+        shutil.copytree(SAMPLE, folder / "data" / "raw")
+    return folder
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """An empty project folder with the stage code and params set for the sample."""
-    shutil.copytree(
-        REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copytree(SAMPLE, tmp_path / "tests" / "data" / "mnist_sample")
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    set_params(tmp_path / "params.yaml", SAMPLE_PARAMS)
-    return tmp_path
+    return make_workspace(tmp_path)
 
 
 @pytest.fixture
-def raw_sample(workspace: Path) -> Path:
+def raw_sample(tmp_path: Path) -> Path:
     """The workspace with the sample already in data/raw, as the download stage leaves it."""
-    shutil.copytree(SAMPLE, workspace / "data" / "raw")
-    return workspace
+    return make_workspace(tmp_path, downloaded=True)
 
 
 def copy_repo(destination: Path) -> Path:

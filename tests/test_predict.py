@@ -46,7 +46,7 @@ def test_the_tutorial_autoencoder_has_57268_parameters():
     autoencoder = model.build_autoencoder(TUTORIAL)
     assert autoencoder.count_params() == 57268  # 784*36 + 36 + 36*784 + 784
     assert autoencoder.output_shape == (None, 784)
-    assert model.encoder_of(autoencoder).output_shape == (None, 36)
+    assert model.with_codes(autoencoder).output_shape == [(None, 36), (None, 784)]
 
 
 def test_a_saved_autoencoder_loads_back(tmp_path):
@@ -202,14 +202,15 @@ def test_predict_refuses_an_unsafe_model_and_keeps_the_previous_results(
     )
 
 
-@pytest.mark.parametrize("losses", [[0.3, math.nan], [0.3, math.inf], [math.nan]])
-def test_a_diverged_loss_is_an_error_suggesting_a_smaller_learning_rate(losses):
+@pytest.mark.parametrize("loss", [math.nan, math.inf, -math.inf])
+def test_a_diverged_loss_is_an_error_suggesting_a_smaller_learning_rate(loss):
     with pytest.raises(StageError) as raised:
-        train.check_converged(losses, TRAINING)
+        train.check_converged(loss, 2, TRAINING)
     message = str(raised.value)
-    assert f"at epoch {len(losses)}" in message
+    assert f"the loss became {loss} at epoch 2" in message
     assert "train.learning_rate (now 0.001)" in message
 
 
 def test_finite_losses_have_converged():
-    train.check_converged([0.3, 0.2, 0.25], TRAINING)
+    for epoch, loss in enumerate([0.3, 0.2, 0.25], start=1):
+        train.check_converged(loss, epoch, TRAINING)
