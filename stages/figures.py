@@ -16,6 +16,7 @@ from stages.files import atomic_path  # noqa: E402
 
 DIGITS = range(10)
 DPI = 100
+GREY = matplotlib.colormaps["gray"].with_extremes(bad="white")
 
 
 def save(figure: plt.Figure, path) -> None:
@@ -42,23 +43,41 @@ def as_grid(code: np.ndarray) -> np.ndarray:
 
 
 def picture_rows(rows: list[tuple[str, list[np.ndarray], float]], titles=None) -> plt.Figure:
-    """A grid of grey pictures: one (label, pictures, brightest value) per row."""
+    """A grid of grey pictures: one (label, pictures, brightest value) per row.
+
+    Each row is drawn as one strip image: dozens of small Axes would take most of the stage's time.
+    """
     n_columns = len(rows[0][1])
     figure, axes = plt.subplots(
-        len(rows), n_columns, figsize=(1.2 * n_columns + 1.2, 4 / 3 * len(rows)), squeeze=False
+        len(rows), 1, figsize=(1.2 * n_columns + 1.2, 4 / 3 * len(rows)), squeeze=False
     )
-    for row, (label, pictures, brightest) in enumerate(rows):
-        for column, picture in enumerate(pictures):
-            axis = axes[row, column]
-            # One grey scale per row, so brightness compares across columns.
-            axis.imshow(picture, cmap="gray", vmin=0, vmax=brightest)
+    for row, (axis, (label, pictures, brightest)) in enumerate(zip(axes[:, 0], rows, strict=True)):
+        picture_strip, centres = side_by_side(pictures)
+        # One grey scale per row, so brightness compares across columns; gaps stay white.
+        axis.imshow(picture_strip, cmap=GREY, vmin=0, vmax=brightest)
+        axis.set_frame_on(False)
+        axis.set_yticks([])
+        axis.set_ylabel(label)
+        if titles is not None and row % 2 == 0:
+            axis.set_xticks(centres, titles[row // 2], fontsize=8)
+            axis.tick_params(
+                axis="x", length=0, top=True, labeltop=True, bottom=False, labelbottom=False
+            )
+        else:
             axis.set_xticks([])
-            axis.set_yticks([])
-            if titles is not None and row % 2 == 0:
-                axis.set_title(titles[row // 2][column], fontsize=8)
-        axes[row, 0].set_ylabel(label)
     figure.tight_layout()
     return figure
+
+
+def side_by_side(pictures: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+    """The pictures in one row with blank (NaN) gaps between them, and the centre of each."""
+    height, width = pictures[0].shape
+    gap = np.full((height, max(1, width // 10)), np.nan)
+    cells = [np.hstack([picture, gap]) for picture in pictures]
+    step = cells[0].shape[1]
+    return np.hstack(cells)[:, : -gap.shape[1]], [
+        i * step + (width - 1) / 2 for i in range(len(pictures))
+    ]
 
 
 def reconstructions(images, codes, reconstructed) -> plt.Figure:
