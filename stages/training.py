@@ -47,7 +47,7 @@ def fit(
             return i + 1, loss_sum + loss * tf.reduce_sum(counted[i])
 
         _, loss_sum = tf.while_loop(
-            lambda i, _: i < len(batches), step, (tf.constant(0), tf.constant(0.0))
+            lambda i, _: i < batches.shape[0], step, (tf.constant(0), tf.constant(0.0))
         )
         val_loss = tf.reduce_mean(
             keras.losses.binary_crossentropy(test_images, autoencoder(test_images))
