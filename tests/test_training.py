@@ -1,6 +1,7 @@
 """The compiled training loop trains the same model as the tutorial's plain Model.fit."""
 
 import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -8,8 +9,8 @@ import pytest
 
 from stages import model, params, prepare, training
 from stages.files import load_npy
-from stages.paths import TEST_IMAGES, TRAIN_IMAGES
-from tests.conftest import REPO, make_workspace
+from stages.paths import TEST_IMAGES, TRAIN_CURVES, TRAIN_IMAGES, TRAIN_REPORTS
+from tests.conftest import REPO, make_workspace, set_params, stage
 
 EPOCHS = 8
 
@@ -71,6 +72,26 @@ def test_shuffled_it_ends_as_close_to_model_fit_as_two_shuffles_of_model_fit(sam
     assert abs(loss[-1] - fit_loss[-1]) < 0.002
     assert abs(val_loss[-1] - fit_val_loss[-1]) < 0.002
     assert val_loss == sorted(val_loss, reverse=True)  # it learns, every epoch
+
+
+def test_the_train_stage_logs_the_losses_model_fit_reports(raw_sample):
+    # The stage as dvc runs it, on the sample's params (batch 32, 3 epochs), unshuffled.
+    set_params(raw_sample / "params.yaml", {"train.shuffle": False})
+    stage("prepare", raw_sample, check=True)
+    stage("train", raw_sample, check=True)
+
+    train = params.load(raw_sample / "params.yaml").train
+    images = np.load(raw_sample / TRAIN_IMAGES, allow_pickle=False)
+    test_images = np.load(raw_sample / TEST_IMAGES, allow_pickle=False)
+    expected_loss, expected_val_loss = with_model_fit(images, test_images, train)
+    logged = json.loads((raw_sample / TRAIN_REPORTS / "metrics.json").read_text())
+    assert logged["step"] == train.epochs - 1
+    assert logged["train"]["loss"] == pytest.approx(expected_loss[-1], abs=1e-5)
+    assert logged["eval"]["loss"] == pytest.approx(expected_val_loss[-1], abs=1e-5)
+    curve = (raw_sample / TRAIN_CURVES / "eval" / "loss.tsv").read_text().splitlines()[1:]
+    np.testing.assert_allclose(
+        [float(line.split("\t")[1]) for line in curve], expected_val_loss, atol=1e-5
+    )
 
 
 def test_the_same_seed_gives_the_same_losses(sample_images):
