@@ -35,9 +35,10 @@ BASELINE ?= main
 report: venv
 	python -m scripts.report --baseline $(BASELINE)
 
-# The pipeline timed against the tutorial's script (several minutes; data from DATA_MIRROR).
+# The pipeline timed against the tutorial's script (several minutes; data from DATA_MIRROR),
+# e.g. make bench BENCH_ARGS="--runs 5 --quiet-tutorial"
 bench: venv
-	python -m benchmarks.bench
+	python -m benchmarks.bench $(BENCH_ARGS)
 
 # Experiments with their params and metrics, without the columns of file hashes.
 exps: venv
