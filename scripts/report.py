@@ -94,10 +94,7 @@ def loss_curves(values: list[dict]) -> plt.Figure:
             linestyle="--" if kind == "validation" else "-",
             label=f"{rev}: {kind}",
         )
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("binary cross-entropy")
-    axis.grid(alpha=0.3)
-    axis.legend()
+    figures.label_loss_axes(axis)
     figure.tight_layout()
     return figure
 

@@ -75,9 +75,8 @@ def side_by_side(pictures: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
     gap = np.full((height, max(1, width // 10)), np.nan)
     cells = [np.hstack([picture, gap]) for picture in pictures]
     step = cells[0].shape[1]
-    return np.hstack(cells)[:, : -gap.shape[1]], [
-        i * step + (width - 1) / 2 for i in range(len(pictures))
-    ]
+    centres = [i * step + (width - 1) / 2 for i in range(len(pictures))]
+    return np.hstack(cells)[:, : -gap.shape[1]], centres
 
 
 def reconstructions(images, codes, reconstructed) -> plt.Figure:
@@ -155,10 +154,15 @@ def loss(train: tuple, validation: tuple) -> plt.Figure:
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.plot(*train, marker="o", label="train")
     axis.plot(*validation, marker="o", label="validation (test set)")
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("binary cross-entropy")
     axis.set_title("Autoencoder loss per epoch")
-    axis.grid(alpha=0.3)
-    axis.legend()
+    label_loss_axes(axis)
     figure.tight_layout()
     return figure
+
+
+def label_loss_axes(axis: plt.Axes) -> None:
+    """Epochs across, binary cross-entropy up, a light grid and the legend (here and the report)."""
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("binary cross-entropy")
+    axis.grid(alpha=0.3)
+    axis.legend()

@@ -31,12 +31,12 @@ def main() -> None:
         epochs = training.fit(autoencoder, train_images, test_images, config.train)
         started = time.perf_counter()
         for epoch, (loss, val_loss) in enumerate(epochs, start=1):
+            seconds, started = time.perf_counter() - started, time.perf_counter()
             check_converged(loss, epoch, config.train)
             # The names DVCLive's Keras callback gives fit()'s "loss" and "val_loss".
             live.log_metric("train/loss", loss)
             live.log_metric("eval/loss", val_loss)
             live.next_step()
-            seconds, started = time.perf_counter() - started, time.perf_counter()
             print(
                 f"Epoch {epoch}/{config.train.epochs} - {seconds:.2f}s - loss: {loss:.4f} - "
                 f"val_loss: {val_loss:.4f}",
