@@ -1,5 +1,6 @@
 """The tutorial's autoencoder, 784 -> Dense(encoding_dim) -> Dense(784), built from params."""
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -7,7 +8,11 @@ import keras
 
 from stages.cli import StageError
 from stages.datasets import IMAGE_SIZE
+from stages.files import atomic_path
 from stages.params import ModelParams
+
+# Every entry of a saved archive gets this time: the earliest a zip file can record.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def seed_everything(seed: int) -> None:
@@ -28,6 +33,29 @@ def with_codes(autoencoder: keras.Model) -> keras.Model:
     """The autoencoder with its hidden layer as a second output: image -> (code, reconstruction)."""
     code = autoencoder.get_layer("code").output
     return keras.Model(autoencoder.input, [code, autoencoder.output], name="with_codes")
+
+
+def save_autoencoder(autoencoder: keras.Model, path: Path) -> None:
+    """Save a normal .keras archive whose bytes depend only on the model, never on the clock.
+
+    Keras stamps the archive with the time of saving (`date_saved` in metadata.json, the weights
+    entry's zip timestamp), so DVC would see a new model after every run of the same params. The
+    archive is written again without the date and with fixed entry times; h5py already writes the
+    HDF5 weights without object times (tests/test_model.py checks both).
+    """
+    with atomic_path(path) as temporary:
+        autoencoder.save(temporary)
+        with zipfile.ZipFile(temporary) as saved:
+            entries = [(info, saved.read(info)) for info in saved.infolist()]
+        with zipfile.ZipFile(temporary, "w") as archive:
+            for info, data in entries:
+                if info.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode()
+                entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+                entry.external_attr = 0o644 << 16  # an ordinary file, read-write for its owner
+                archive.writestr(entry, data, compress_type=info.compress_type)
 
 
 def load_autoencoder(path: Path) -> keras.Model:

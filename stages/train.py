@@ -7,7 +7,7 @@ from dvclive import Live
 
 from stages import params
 from stages.cli import StageError, raise_if_interrupted, run
-from stages.files import atomic_folder, atomic_path, load_npy
+from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 
 
@@ -45,8 +45,7 @@ def main() -> None:
             raise_if_interrupted()  # a signal's exception can get lost in library code
         live.end()
 
-        with atomic_path(MODEL) as temporary:
-            autoencoder.save(temporary)
+        model.save_autoencoder(autoencoder, MODEL)
 
 
 def check_converged(loss: float, epoch: int, train: params.TrainParams) -> None:
