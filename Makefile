@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: venv repro test lint format lock clean sweep report exps sample bench
+.PHONY: venv repro test verify lint format lock clean sweep report exps sample bench
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,11 @@ repro: venv
 
 test: venv
 	python -m pytest
+
+# Is what is committed what dvc.lock says? Code, params and the results kept in git, one line per
+# difference, non-zero exit on any.
+verify: venv
+	python -m scripts.verify
 
 # The pipeline on the bundled 2000/500-image MNIST sample, as an experiment: what CI runs, offline.
 SAMPLE_PARAMS := -S data.dataset=mnist_sample -S data.train_size=2000 -S data.test_size=500 \
