@@ -24,21 +24,25 @@ test: venv
 verify: venv
 	python -m scripts.verify
 
-# The pipeline on the bundled 2000/500-image MNIST sample, as an experiment: what CI runs, offline.
+# The pipeline on the bundled 2000/500-image MNIST sample, offline: what CI runs. It runs as the
+# experiment "sample" in a temporary folder (dvc exp run --temp), so the workspace stays as it was;
+# `make report BASELINE=HEAD REVISION=sample` compares it, `dvc exp apply sample` brings it in.
 SAMPLE_PARAMS := -S data.dataset=mnist_sample -S data.train_size=2000 -S data.test_size=500 \
 	-S train.epochs=3 -S train.batch_size=32
 sample: venv
-	dvc exp run $(SAMPLE_PARAMS)
+	dvc exp remove sample 2>/dev/null || true  # the previous one, if any
+	dvc exp run --temp --name sample $(SAMPLE_PARAMS)
 
 # The encoding_dim sweep through DVC's queue, e.g. on a subset:
 #   make sweep SWEEP_ARGS="--dims 4,16,36 -S data.train_size=2000 -S train.epochs=2"
 sweep: venv
 	python -m scripts.sweep $(SWEEP_ARGS)
 
-# reports/report.md: the workspace against BASELINE (main), in numbers and pictures.
+# reports/report.md: REVISION (the workspace) against BASELINE (main), in numbers and pictures.
 BASELINE ?= main
+REVISION ?= workspace
 report: venv
-	python -m scripts.report --baseline $(BASELINE)
+	python -m scripts.report --baseline $(BASELINE) --revision $(REVISION)
 
 # The pipeline timed against the tutorial's script (several minutes; data from DATA_MIRROR),
 # e.g. make bench BENCH_ARGS="--runs 5 --quiet-tutorial"

@@ -42,7 +42,7 @@ def stage_mismatches(stage, made_by_a_stage: set[str]) -> list[str]:
     if not any(item.hash_info for item in [*stage.deps, *stage.outs]):
         return ["not in dvc.lock: never run, or its entry was removed"]
     problems = []
-    for change in stage.status()[stage.addressing]:
+    for change in stage.status().get(stage.addressing, []):  # nothing when unchanged
         if isinstance(change, str):  # "changed command", "always changed"
             problems.append(f"{change} (dvc.yaml and dvc.lock disagree)")
             continue

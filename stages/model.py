@@ -39,9 +39,11 @@ def save_autoencoder(autoencoder: keras.Model, path: Path) -> None:
     """Save a normal .keras archive whose bytes depend only on the model, never on the clock.
 
     Keras stamps the archive with the time of saving (`date_saved` in metadata.json, the weights
-    entry's zip timestamp), so DVC would see a new model after every run of the same params. The
-    archive is written again without the date and with fixed entry times; h5py already writes the
-    HDF5 weights without object times (tests/test_model.py checks both).
+    entry's zip timestamp) and numbers the objects layers share by their memory address
+    (`shared_object_id` in config.json), so DVC would see a new model after every run of the same
+    params. The archive is written again without the date, with fixed entry times and with the
+    shared objects numbered in order; h5py already writes the HDF5 weights without object times
+    (tests/test_model.py checks all of it).
     """
     with atomic_path(path) as temporary:
         autoencoder.save(temporary)
@@ -53,9 +55,26 @@ def save_autoencoder(autoencoder: keras.Model, path: Path) -> None:
                     metadata = json.loads(data)
                     metadata.pop("date_saved", None)
                     data = json.dumps(metadata).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(number_shared_objects(json.loads(data))).encode()
                 entry = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
                 entry.external_attr = 0o644 << 16  # an ordinary file, read-write for its owner
                 archive.writestr(entry, data, compress_type=info.compress_type)
+
+
+def number_shared_objects(config, numbers: dict | None = None):
+    """The config with each shared_object_id (an id() at save time) replaced by 1, 2, ... in
+    order of appearance: the same objects stay shared on loading, whatever their addresses."""
+    numbers = {} if numbers is None else numbers
+    if isinstance(config, list):
+        return [number_shared_objects(item, numbers) for item in config]
+    if not isinstance(config, dict):
+        return config
+    renumbered = {key: number_shared_objects(value, numbers) for key, value in config.items()}
+    if "shared_object_id" in config:
+        address = config["shared_object_id"]
+        renumbered["shared_object_id"] = numbers.setdefault(address, len(numbers) + 1)
+    return renumbered
 
 
 def load_autoencoder(path: Path) -> keras.Model:
