@@ -4,11 +4,12 @@ import functools
 import http.server
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ SAMPLE = REPO / "tests" / "data" / "mnist_sample"
 # Stage commands say `python`: make that the interpreter running the tests (the project's .venv).
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 ENV.pop("DATA_MIRROR", None)
+# The longest a command may take: a whole `dvc repro` or the sweep on a slow 2-core machine.
+TIMEOUT_SECONDS = 600
 
 SAMPLE_PARAMS = {
     "data.dataset": "mnist_sample",
@@ -38,10 +41,40 @@ def set_params(path: Path, changes: dict) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True):
-    result = subprocess.run(
-        args, cwd=cwd, env={**ENV, **(env or {})}, capture_output=True, text=True, timeout=900
-    )
+@contextmanager
+def started(args: list[str], cwd: Path, env: dict | None = None, **popen) -> Iterator:
+    """Start a command in a process group of its own; kill the whole group when the block ends.
+
+    Whatever it started in turn (dvc runs the stages, a stage may start workers) goes with it,
+    even when the test fails or times out.
+    """
+    with subprocess.Popen(
+        args, cwd=cwd, env={**ENV, **(env or {})}, text=True, start_new_session=True, **popen
+    ) as process:
+        try:
+            yield process
+        finally:
+            with suppress(ProcessLookupError):  # the group is gone: all of it has exited
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def run(
+    args: list[str],
+    cwd: Path,
+    env: dict | None = None,
+    check: bool = True,
+    timeout: float = TIMEOUT_SECONDS,
+    **popen,
+) -> subprocess.CompletedProcess:
+    """Run a command to its end, or kill it (and all it started) after `timeout` seconds."""
+    with started(
+        args, cwd, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{' '.join(args)} still running after {timeout} s") from None
+    result = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
@@ -93,12 +126,8 @@ def raw_sample(tmp_path: Path) -> Path:
 
 def copy_repo(destination: Path) -> Path:
     """A fresh git repo holding the project's files (committed or not), without outputs."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
+    listed = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], REPO
     ).stdout.split("\0")
     for name in filter(None, listed):
         source = REPO / name
