@@ -1,5 +1,10 @@
-"""Shared fixtures: a workspace with the sample data, a copy of the repo, a local HTTP mirror."""
+"""Shared fixtures: a workspace with the sample data, a copy of the repo, a local HTTP mirror.
 
+Imported before any test module (so before anything imports Keras), this module also cuts the tests
+off from the user's setup: their DVC_, TF_, KERAS_ and GIT_ variables, their git and DVC config.
+"""
+
+import atexit
 import functools
 import http.server
 import os
@@ -7,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -17,9 +23,33 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "mnist_sample"
+
+# The user's settings for DVC, TensorFlow, Keras and git, and the download stage's variables, would
+# change what the tests see; none of them is the tests' business.
+for variable in list(os.environ):
+    if variable.startswith(("DVC_", "TF_", "KERAS_", "GIT_", "DATA_")):
+        del os.environ[variable]
+# Empty config folders (and a site cache) of the tests' own, instead of the user's and the system's.
+ISOLATED = Path(tempfile.mkdtemp(prefix="tests-config-"))
+atexit.register(shutil.rmtree, ISOLATED, ignore_errors=True)
+os.environ.update(
+    {
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_SYSTEM": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
+        "DVC_GLOBAL_CONFIG_DIR": str(ISOLATED / "dvc-global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(ISOLATED / "dvc-system"),
+        "DVC_SITE_CACHE_DIR": str(ISOLATED / "dvc-site-cache"),
+        "DVC_NO_ANALYTICS": "1",  # no usage report sent (or tried, offline) after each dvc command
+        "KERAS_HOME": str(ISOLATED / "keras"),  # Keras' keras.json: backend, floatx, epsilon
+    }
+)
 # Stage commands say `python`: make that the interpreter running the tests (the project's .venv).
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-ENV.pop("DATA_MIRROR", None)
 # The longest a command may take: a whole `dvc repro` or the sweep on a slow 2-core machine.
 TIMEOUT_SECONDS = 600
 
@@ -136,10 +166,7 @@ def copy_repo(destination: Path) -> Path:
             shutil.copy2(source, destination / name)
     run(["git", "init", "-q", "-b", "main"], destination)
     run(["git", "add", "-A"], destination)
-    run(
-        ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "copy"],
-        destination,
-    )
+    run(["git", "commit", "-qm", "copy"], destination)
     return destination
 
 
@@ -172,20 +199,9 @@ def sample_repo(sample_run: Path) -> Path:
 
 
 def git_commit(repo: Path, message: str) -> None:
+    """Commit everything, as the tests' own author (conftest sets it; no user config is read)."""
     run(["git", "add", "-A"], repo)
-    run(
-        [
-            "git",
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@localhost",
-            "commit",
-            "-qm",
-            message,
-        ],
-        repo,
-    )
+    run(["git", "commit", "-qm", message], repo)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
