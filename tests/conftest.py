@@ -8,6 +8,7 @@ import atexit
 import functools
 import http.server
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,11 +64,12 @@ SAMPLE_PARAMS = {
 
 
 def set_params(path: Path, changes: dict) -> None:
-    """Set dotted keys (`model.encoding_dim`) in a params.yaml, as `dvc exp run -S` would."""
+    """Set dotted keys (`model.encoding_dim`, `data.mirrors.mnist`) in a params.yaml, as
+    `dvc exp run -S` would."""
     document = yaml.safe_load(path.read_text())
     for dotted, value in changes.items():
-        section, key = dotted.split(".")
-        document[section][key] = value
+        *parents, key = dotted.split(".")
+        functools.reduce(dict.__getitem__, parents, document)[key] = value
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
@@ -115,6 +117,14 @@ def run(
 def stage(name: str, cwd: Path, env: dict | None = None, check: bool = False):
     """Run one stage script as dvc would: `python -m stages.<name>` in the workspace."""
     return run([sys.executable, "-m", f"stages.{name}"], cwd, env, check)
+
+
+def ran_or_restored(output: str) -> list[str]:
+    """The stages `dvc repro` ran or restored from its run cache, in order, as its output says.
+
+    A stage restored from the run cache did not run, but its outputs changed all the same.
+    """
+    return re.findall(r"(?:Running stage|Stage) '([^']+)'(?::| is cached - skipping run)", output)
 
 
 def error_line(stderr: str) -> str:

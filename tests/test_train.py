@@ -1,7 +1,6 @@
 """The train stage's faults: a diverging loss, and SIGINT or SIGTERM in the middle of training."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 
 from stages import prepare
 from stages.paths import MODEL, TRAIN_CURVES, TRAIN_REPORTS
-from tests.conftest import error_line, leftovers, run, set_params, stage, started
+from tests.conftest import error_line, leftovers, ran_or_restored, run, set_params, stage, started
 
 # What an earlier run left: the stage never reads these, so any bytes will do.
 PREVIOUS = {
@@ -118,7 +117,7 @@ def test_dvc_repro_completes_after_an_interrupted_one(sample_repo):
     assert (sample_repo / TRAIN_REPORTS / "metrics.json").read_bytes() == metrics
 
     output = run(["dvc", "repro"], sample_repo).stdout
-    assert re.findall(r"Running stage '(\w+)'", output) == ["train", "predict", "plot"]
+    assert ran_or_restored(output) == ["train", "predict", "plot"]
     curve = (sample_repo / TRAIN_CURVES / "train" / "loss.tsv").read_text().splitlines()
     assert len(curve) == 1 + 20  # the header, then every epoch
     assert "up to date" in run(["dvc", "status"], sample_repo).stdout
