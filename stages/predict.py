@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from stages import params
 from stages.cli import run
 from stages.datasets import IMAGE_SIZE
 from stages.files import load_npy, save_json, save_npy
@@ -11,6 +12,7 @@ from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
 
 
 def main() -> None:
+    params.load()  # predict reads no key, but a broken params.yaml stops it before TensorFlow loads
     import keras  # TensorFlow loads here, once the inputs are known to exist
 
     from stages import model

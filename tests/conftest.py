@@ -119,6 +119,21 @@ def stage(name: str, cwd: Path, env: dict | None = None, check: bool = False):
     return run([sys.executable, "-m", f"stages.{name}"], cwd, env, check)
 
 
+# What Python says when code imports a module that stage_without_tensorflow blocked.
+BLOCKED_IMPORT = "import of {} halted; None in sys.modules"
+
+
+def stage_without_tensorflow(name: str, cwd: Path, env: dict | None = None, check: bool = False):
+    """Run one stage as `stage` does, but with TensorFlow and Keras unimportable: importing either
+    raises ModuleNotFoundError (BLOCKED_IMPORT), so a stage that needs them fails."""
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['tensorflow'] = sys.modules['keras'] = None\n"
+        f"runpy.run_module('stages.{name}', run_name='__main__', alter_sys=True)\n"
+    )
+    return run([sys.executable, "-c", code], cwd, env, check)
+
+
 def ran_or_restored(output: str) -> list[str]:
     """The stages `dvc repro` ran or restored from its run cache, in order, as its output says.
 
