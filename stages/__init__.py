@@ -3,6 +3,9 @@
 import gc
 import os
 
+# The training loop is TensorFlow code: Keras must run on TensorFlow whatever the user's
+# KERAS_BACKEND or keras.json says (set before any stage imports Keras).
+os.environ["KERAS_BACKEND"] = "tensorflow"
 # Keep TensorFlow's start-up notices out of `dvc repro`'s output (set before any stage imports it).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -2,14 +2,18 @@
 
 Sources are tried in order: $DATA_MIRROR (a folder or a base URL), then the mirrors in params.yaml.
 A file is checked by the digest of its *decompressed* content, so any faithful mirror will do.
+Over HTTP, each attempt waits up to $DATA_TIMEOUT seconds (default 30) and a failed one is tried
+again twice: after $DATA_RETRY_DELAY seconds (default 1), then after twice that.
 """
 
 import hashlib
+import math
 import os
 import shutil
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -21,9 +25,16 @@ from stages.files import atomic_folder
 from stages.paths import RAW
 
 ATTEMPTS = 3
-TIMEOUT_SECONDS = float(os.environ.get("DATA_TIMEOUT", "30"))
-RETRY_DELAY_SECONDS = 1.0  # then twice that: a busy server gets a moment to recover
 CHUNK_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long to wait for a server: `timeout` seconds for each attempt, and `retry_delay`
+    seconds before the second attempt, twice that before the third (a busy server recovers)."""
+
+    timeout: float
+    retry_delay: float
 
 
 class SourceFailed(Exception):
@@ -36,12 +47,30 @@ class SourceDown(SourceFailed):
 
 def main() -> None:
     data = params.load().data
+    patience = Patience(
+        timeout=seconds_from_environment("DATA_TIMEOUT", default=30.0),
+        retry_delay=seconds_from_environment("DATA_RETRY_DELAY", default=1.0),
+    )
     sources = sources_for(data)
     down: dict[str, str] = {}  # source -> why it did not answer
     # Fetch into a hidden folder that replaces data/raw/ at the end: it is whole or untouched.
     with atomic_folder(RAW) as staging:
         for name, sha256 in DATASETS[data.dataset].sha256.items():
-            fetch_verified(name, sha256, sources, staging / name, down)
+            fetch_verified(name, sha256, sources, staging / name, down, patience)
+
+
+def seconds_from_environment(variable: str, default: float) -> float:
+    """A number of seconds set in the environment, checked; unset or empty, the default."""
+    text = os.environ.get(variable, "")
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise StageError(f"{variable} is {text!r}; allowed: a number of seconds greater than 0")
+    return seconds
 
 
 def sources_for(data: params.DataParams) -> list[str]:
@@ -56,7 +85,12 @@ def sources_for(data: params.DataParams) -> list[str]:
 
 
 def fetch_verified(
-    name: str, sha256: str, sources: list[str], destination: Path, down: dict[str, str]
+    name: str,
+    sha256: str,
+    sources: list[str],
+    destination: Path,
+    down: dict[str, str],
+    patience: Patience,
 ) -> None:
     failures = []
     for source in sources:
@@ -64,7 +98,7 @@ def fetch_verified(
             failures.append(f"{source} (skipped: {down[source]}, for an earlier file)")
             continue
         try:
-            fetch(source, name, destination)
+            fetch(source, name, destination, patience)
             verify(destination, sha256)
             print(f"{name}: verified, from {source}")
             return
@@ -80,9 +114,9 @@ def fetch_verified(
     )
 
 
-def fetch(source: str, name: str, destination: Path) -> None:
+def fetch(source: str, name: str, destination: Path, patience: Patience) -> None:
     if "://" in source:
-        download(source.rstrip("/") + "/" + name, destination)
+        download(source.rstrip("/") + "/" + name, destination, patience)
         return
     try:
         shutil.copyfile(Path(source) / name, destination)
@@ -90,11 +124,11 @@ def fetch(source: str, name: str, destination: Path) -> None:
         raise SourceFailed(f"{error.strerror}: {Path(source) / name}") from None
 
 
-def download(url: str, destination: Path) -> None:
+def download(url: str, destination: Path, patience: Patience) -> None:
     """Download with a timeout, retrying what may pass (timeouts, resets, 5xx) but not a 404."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+            with urllib.request.urlopen(url, timeout=patience.timeout) as response:
                 expected = int(response.headers.get("Content-Length") or 0) or None
                 received = copy_with_progress(response, destination, expected, url)
             if expected is not None and received != expected:
@@ -104,13 +138,20 @@ def download(url: str, destination: Path) -> None:
             if error.code < 500:
                 raise SourceFailed(f"HTTP {error.code} {error.reason}") from None
             reason = f"HTTP {error.code} {error.reason}"
-        except urllib.error.URLError as error:
-            reason = str(error.reason)
+        except urllib.error.URLError as error:  # e.g. while connecting
+            reason = why(error.reason, patience)
         except (OSError, ValueError) as error:  # timeouts, resets, short reads (http.client)
-            reason = str(error) or type(error).__name__
+            reason = why(error, patience)
         if attempt < ATTEMPTS:
-            time.sleep(attempt * RETRY_DELAY_SECONDS)
+            time.sleep(attempt * patience.retry_delay)
     raise SourceDown(f"{reason}, after {ATTEMPTS} attempts")
+
+
+def why(error: Exception | str, patience: Patience) -> str:
+    """What went wrong, in a few words; a timeout names the setting that bounds it."""
+    if isinstance(error, TimeoutError):
+        return f"timed out: no answer within DATA_TIMEOUT={patience.timeout:g} s"
+    return str(error) or type(error).__name__
 
 
 def copy_with_progress(response, destination: Path, expected: int | None, url: str) -> int:

@@ -1,14 +1,22 @@
-"""Shared fixtures: a workspace with the sample data, a copy of the repo, a local HTTP mirror."""
+"""Shared fixtures: a workspace with the sample data, a copy of the repo, a local HTTP mirror.
 
+Imported before any test module (so before anything imports Keras), this module also cuts the tests
+off from the user's setup: their DVC_, TF_, KERAS_ and GIT_ variables, their git and DVC config.
+"""
+
+import atexit
 import functools
 import http.server
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -16,9 +24,35 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "mnist_sample"
+
+# The user's settings for DVC, TensorFlow, Keras and git, and the download stage's variables, would
+# change what the tests see; none of them is the tests' business.
+for variable in list(os.environ):
+    if variable.startswith(("DVC_", "TF_", "KERAS_", "GIT_", "DATA_")):
+        del os.environ[variable]
+# Empty config folders (and a site cache) of the tests' own, instead of the user's and the system's.
+ISOLATED = Path(tempfile.mkdtemp(prefix="tests-config-"))
+atexit.register(shutil.rmtree, ISOLATED, ignore_errors=True)
+os.environ.update(
+    {
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_SYSTEM": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
+        "DVC_GLOBAL_CONFIG_DIR": str(ISOLATED / "dvc-global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(ISOLATED / "dvc-system"),
+        "DVC_SITE_CACHE_DIR": str(ISOLATED / "dvc-site-cache"),
+        "DVC_NO_ANALYTICS": "1",  # no usage report sent (or tried, offline) after each dvc command
+        "KERAS_HOME": str(ISOLATED / "keras"),  # Keras' keras.json: backend, floatx, epsilon
+    }
+)
 # Stage commands say `python`: make that the interpreter running the tests (the project's .venv).
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-ENV.pop("DATA_MIRROR", None)
+# The longest a command may take: a whole `dvc repro` or the sweep on a slow 2-core machine.
+TIMEOUT_SECONDS = 600
 
 SAMPLE_PARAMS = {
     "data.dataset": "mnist_sample",
@@ -30,18 +64,49 @@ SAMPLE_PARAMS = {
 
 
 def set_params(path: Path, changes: dict) -> None:
-    """Set dotted keys (`model.encoding_dim`) in a params.yaml, as `dvc exp run -S` would."""
+    """Set dotted keys (`model.encoding_dim`, `data.mirrors.mnist`) in a params.yaml, as
+    `dvc exp run -S` would."""
     document = yaml.safe_load(path.read_text())
     for dotted, value in changes.items():
-        section, key = dotted.split(".")
-        document[section][key] = value
+        *parents, key = dotted.split(".")
+        functools.reduce(dict.__getitem__, parents, document)[key] = value
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True):
-    result = subprocess.run(
-        args, cwd=cwd, env={**ENV, **(env or {})}, capture_output=True, text=True, timeout=900
-    )
+@contextmanager
+def started(args: list[str], cwd: Path, env: dict | None = None, **popen) -> Iterator:
+    """Start a command in a process group of its own; kill the whole group when the block ends.
+
+    Whatever it started in turn (dvc runs the stages, a stage may start workers) goes with it,
+    even when the test fails or times out.
+    """
+    with subprocess.Popen(
+        args, cwd=cwd, env={**ENV, **(env or {})}, text=True, start_new_session=True, **popen
+    ) as process:
+        try:
+            yield process
+        finally:
+            with suppress(ProcessLookupError):  # the group is gone: all of it has exited
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def run(
+    args: list[str],
+    cwd: Path,
+    env: dict | None = None,
+    check: bool = True,
+    timeout: float = TIMEOUT_SECONDS,
+    **popen,
+) -> subprocess.CompletedProcess:
+    """Run a command to its end, or kill it (and all it started) after `timeout` seconds."""
+    with started(
+        args, cwd, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{' '.join(args)} still running after {timeout} s") from None
+    result = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
@@ -52,6 +117,29 @@ def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True)
 def stage(name: str, cwd: Path, env: dict | None = None, check: bool = False):
     """Run one stage script as dvc would: `python -m stages.<name>` in the workspace."""
     return run([sys.executable, "-m", f"stages.{name}"], cwd, env, check)
+
+
+# What Python says when code imports a module that stage_without_tensorflow blocked.
+BLOCKED_IMPORT = "import of {} halted; None in sys.modules"
+
+
+def stage_without_tensorflow(name: str, cwd: Path, env: dict | None = None, check: bool = False):
+    """Run one stage as `stage` does, but with TensorFlow and Keras unimportable: importing either
+    raises ModuleNotFoundError (BLOCKED_IMPORT), so a stage that needs them fails."""
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['tensorflow'] = sys.modules['keras'] = None\n"
+        f"runpy.run_module('stages.{name}', run_name='__main__', alter_sys=True)\n"
+    )
+    return run([sys.executable, "-c", code], cwd, env, check)
+
+
+def ran_or_restored(output: str) -> list[str]:
+    """The stages `dvc repro` ran or restored from its run cache, in order, as its output says.
+
+    A stage restored from the run cache did not run, but its outputs changed all the same.
+    """
+    return re.findall(r"(?:Running stage|Stage) '([^']+)'(?::| is cached - skipping run)", output)
 
 
 def error_line(stderr: str) -> str:
@@ -93,12 +181,8 @@ def raw_sample(tmp_path: Path) -> Path:
 
 def copy_repo(destination: Path) -> Path:
     """A fresh git repo holding the project's files (committed or not), without outputs."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
+    listed = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], REPO
     ).stdout.split("\0")
     for name in filter(None, listed):
         source = REPO / name
@@ -107,10 +191,7 @@ def copy_repo(destination: Path) -> Path:
             shutil.copy2(source, destination / name)
     run(["git", "init", "-q", "-b", "main"], destination)
     run(["git", "add", "-A"], destination)
-    run(
-        ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-qm", "copy"],
-        destination,
-    )
+    run(["git", "commit", "-qm", "copy"], destination)
     return destination
 
 
@@ -143,20 +224,9 @@ def sample_repo(sample_run: Path) -> Path:
 
 
 def git_commit(repo: Path, message: str) -> None:
+    """Commit everything, as the tests' own author (conftest sets it; no user config is read)."""
     run(["git", "add", "-A"], repo)
-    run(
-        [
-            "git",
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@localhost",
-            "commit",
-            "-qm",
-            message,
-        ],
-        repo,
-    )
+    run(["git", "commit", "-qm", message], repo)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

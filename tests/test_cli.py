@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run
 
 
 def run_stage_code(body: str, **popen) -> subprocess.CompletedProcess:
@@ -20,9 +20,7 @@ def run_stage_code(body: str, **popen) -> subprocess.CompletedProcess:
             "run(main)",
         ]
     )
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, **popen
-    )
+    return run([sys.executable, "-c", code], REPO, check=False, timeout=60, **popen)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

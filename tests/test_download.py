@@ -5,6 +5,7 @@ import hashlib
 import shutil
 import socket
 import threading
+import time
 from collections import Counter
 from contextlib import contextmanager
 
@@ -13,7 +14,7 @@ import pytest
 from stages import download
 from stages.cli import StageError
 from stages.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_LABELS
-from tests.conftest import SAMPLE, QuietHandler, serving, set_params, stage
+from tests.conftest import SAMPLE, QuietHandler, error_line, serving, set_params, stage
 
 FILES = sorted(DATASETS["mnist_sample"].sha256)
 EXPECTED_SHA256 = DATASETS["mnist_sample"].sha256[TRAIN_IMAGES]
@@ -187,9 +188,11 @@ class FaultyHandler(QuietHandler):
     fault = ""
     failures = 1_000_000
     requests: Counter  # per file name, set for each server
+    times: list  # when each request came, by time.monotonic()
     release: threading.Event  # set when the test ends, so that hanging requests return
 
     def do_GET(self):
+        self.times.append(time.monotonic())
         name = self.path.lstrip("/")
         self.requests[name] += 1
         if self.requests[name] > self.failures:
@@ -208,32 +211,39 @@ class FaultyHandler(QuietHandler):
 
 @contextmanager
 def faulty_server(fault: str, failures: int = FaultyHandler.failures):
-    """A real HTTP server on 127.0.0.1 that fails as `fault` says; yields its URL and counts."""
-    release, requests = threading.Event(), Counter()
+    """A real HTTP server on 127.0.0.1 that fails as `fault` says; yields its URL, the count of
+    requests for each file and the time of each request."""
+    release, requests, times = threading.Event(), Counter(), []
     handler = type(
         "Handler",
         (FaultyHandler,),
-        {"fault": fault, "failures": failures, "requests": requests, "release": release},
+        {
+            "fault": fault,
+            "failures": failures,
+            "requests": requests,
+            "times": times,
+            "release": release,
+        },
     )
     with serving(SAMPLE, handler) as url:
         try:
-            yield url, requests
+            yield url, requests, times
         finally:
             release.set()
 
 
 @pytest.fixture
 def quick_retries(monkeypatch):
-    """Short timeouts and no pause between tries, so that failing sources fail fast."""
-    monkeypatch.setattr(download, "TIMEOUT_SECONDS", 0.5)
-    monkeypatch.setattr(download, "RETRY_DELAY_SECONDS", 0)
+    """Short timeouts and pauses, set as a user would: failing sources fail fast."""
+    monkeypatch.setenv("DATA_TIMEOUT", "0.5")
+    monkeypatch.setenv("DATA_RETRY_DELAY", "0.01")
 
 
 @pytest.mark.parametrize("fault", ["hang", "500", "cut short"])
 def test_a_failing_http_mirror_is_retried_then_left_for_the_next_source(
     in_workspace, monkeypatch, capsys, quick_retries, fault
 ):
-    with faulty_server(fault) as (url, requests):
+    with faulty_server(fault) as (url, requests, _):
         monkeypatch.setenv("DATA_MIRROR", url)
         download.main()
     assert_raw_is_the_sample(in_workspace)
@@ -245,7 +255,7 @@ def test_a_failing_http_mirror_is_retried_then_left_for_the_next_source(
 def test_a_500_that_passes_on_a_retry_is_downloaded_from_that_mirror(
     in_workspace, monkeypatch, capsys, quick_retries
 ):
-    with faulty_server("500", failures=1) as (url, requests):
+    with faulty_server("500", failures=1) as (url, requests, _):
         monkeypatch.setenv("DATA_MIRROR", url)
         download.main()
     assert_raw_is_the_sample(in_workspace)
@@ -277,16 +287,16 @@ def test_every_http_fault_failing_is_one_error_giving_each_reason_and_keeping_ra
     size = (SAMPLE / TRAIN_IMAGES).stat().st_size
     attempts = f"after {download.ATTEMPTS} attempts"
     with (
-        faulty_server("hang") as (hanging, _),
-        faulty_server("500") as (broken, _),
-        faulty_server("cut short") as (cut, _),
+        faulty_server("hang") as (hanging, _, _),
+        faulty_server("500") as (broken, _, _),
+        faulty_server("cut short") as (cut, _, _),
         serving(bad) as wrong,
     ):
         use_mirrors(in_workspace, hanging, broken, cut, wrong)
         message = download_error()
     assert "\n" not in message
     reasons = [
-        f"{hanging} (timed out, {attempts})",
+        f"{hanging} (timed out: no answer within DATA_TIMEOUT=0.5 s, {attempts})",
         f"{broken} (HTTP 500 Internal Server Error, {attempts})",
         f"{cut} (transfer cut short at {size // 2} of {size} bytes, {attempts})",
         f"{wrong} (checksum mismatch for {TRAIN_IMAGES}: expected {EXPECTED_SHA256}, got",
@@ -304,7 +314,7 @@ def test_a_source_found_down_is_named_but_not_waited_for_again(
 ):
     bad = mirror_copy(tmp_path)
     shutil.copy(SAMPLE / TRAIN_IMAGES, bad / TEST_IMAGES)  # the third file is wrong
-    with faulty_server("500") as (broken, requests):
+    with faulty_server("500") as (broken, requests, _):
         use_mirrors(in_workspace, broken, str(bad))
         message = download_error()
     assert message.startswith(
@@ -314,3 +324,57 @@ def test_a_source_found_down_is_named_but_not_waited_for_again(
     )
     assert requests == {TRAIN_IMAGES: download.ATTEMPTS}
     assert not (in_workspace / "data" / "raw").exists()
+
+
+def test_data_timeout_bounds_each_attempt_at_a_server_that_never_answers(in_workspace):
+    timeout, delay = 1.0, 0.25  # the default timeout, 30 s, would take minutes
+    use_mirrors(in_workspace)  # the hanging server is the only source
+    with faulty_server("hang") as (url, _, times):
+        environment = {"DATA_MIRROR": url, "DATA_TIMEOUT": "1", "DATA_RETRY_DELAY": "0.25"}
+        result = stage("download", in_workspace, environment)
+        ended = time.monotonic()
+    assert result.returncode == 1
+    assert f"{url} (timed out: no answer within DATA_TIMEOUT=1 s, after 3 attempts)" in (
+        error_line(result.stderr)
+    )
+    assert len(times) == download.ATTEMPTS
+    # Each attempt waits `timeout`, with pauses of delay, then 2 * delay, between them; then the
+    # stage gives up. Two seconds more cover writing the error and exiting on a busy machine.
+    assert times[1] - times[0] >= timeout + delay
+    assert times[2] - times[1] >= timeout + 2 * delay
+    assert ended - times[0] < 3 * timeout + 3 * delay + 2
+
+
+def test_data_retry_delay_spaces_the_retries(in_workspace):
+    delay = 1.25  # longer than the default, 1 s: shorter gaps would show it is not read
+    use_mirrors(in_workspace)
+    with faulty_server("500") as (url, _, times):
+        result = stage("download", in_workspace, {"DATA_MIRROR": url, "DATA_RETRY_DELAY": "1.25"})
+    assert result.returncode == 1
+    assert f"{url} (HTTP 500 Internal Server Error, after 3 attempts)" in error_line(result.stderr)
+    assert len(times) == download.ATTEMPTS
+    assert times[1] - times[0] >= delay
+    assert times[2] - times[1] >= 2 * delay
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("DATA_TIMEOUT", "abc"),
+        ("DATA_TIMEOUT", "0"),
+        ("DATA_TIMEOUT", "-1"),
+        ("DATA_TIMEOUT", "nan"),
+        ("DATA_TIMEOUT", "inf"),
+        ("DATA_RETRY_DELAY", "0"),
+        ("DATA_RETRY_DELAY", "1s"),
+    ],
+)
+def test_a_bad_timeout_or_delay_is_one_line_before_any_download(in_workspace, variable, value):
+    with faulty_server("500", failures=0) as (url, requests, _):  # a server that would serve all
+        result = stage("download", in_workspace, {"DATA_MIRROR": url, variable: value})
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {variable} is {value!r}; allowed: a number of seconds greater than 0\n"
+    )
+    assert requests == {}
+    assert not (in_workspace / "data").exists()

@@ -4,6 +4,7 @@ import csv
 import math
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.image
@@ -15,13 +16,18 @@ DIMS = [2, 8, 32]
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> Path:
+def swept(tmp_path_factory) -> Iterator[Path]:
     """A repo copy on the sample after `python -m scripts.sweep --dims 2,8,32`."""
     repo = copy_repo(tmp_path_factory.mktemp("sweep"))
     set_params(repo / "params.yaml", {**SAMPLE_PARAMS, "train.epochs": 2})
     git_commit(repo, "sweep on the sample")
-    run([sys.executable, "-m", "scripts.sweep", "--dims", ",".join(map(str, DIMS))], repo)
-    return repo
+    try:
+        run([sys.executable, "-m", "scripts.sweep", "--dims", ",".join(map(str, DIMS))], repo)
+        yield repo
+    finally:
+        # The queue's workers run detached, outside the sweep's process group: stop them and
+        # whatever task they still run, or a failed sweep would leave them training.
+        run(["dvc", "queue", "stop", "--kill"], repo)
 
 
 def sweep_rows(repo: Path) -> list[dict]:

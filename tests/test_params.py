@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from stages import params
 from stages.datasets import DATASETS
-from tests.conftest import REPO, set_params, stage
+from tests.conftest import BLOCKED_IMPORT, REPO, set_params, stage_without_tensorflow
 
 MISSING = object()  # a change that deletes the key or section
 
@@ -184,23 +184,34 @@ def test_encoding_dim_loads_exactly_when_between_1_and_784(tmp_path_factory, enc
 
 
 @pytest.mark.parametrize(
-    "name, key, value",
+    "name, key, value, allowed",
     [
-        ("prepare", "data.train_size", 0),
-        ("train", "model.encoding_dim", 0),
-        ("plot", "plot.n_images", 0),
+        ("prepare", "data.train_size", 0, "an integer from 1 to 2000"),
+        ("train", "model.encoding_dim", 0, INTEGER_1_784),
+        # predict reads no key, but checks the whole file as every stage does
+        ("predict", "train.epochs", 0, "an integer from 1 to 10000"),
+        ("plot", "plot.n_images", 0, "an integer from 1 to 100"),
     ],
 )
-def test_stage_with_bad_params_exits_1_with_one_line_and_no_outputs(raw_sample, name, key, value):
+def test_stage_with_bad_params_exits_1_with_one_line_before_tensorflow_and_no_outputs(
+    raw_sample, name, key, value, allowed
+):
     set_params(raw_sample / "params.yaml", {key: value})
-    result = stage(name, raw_sample)
+    # Importing TensorFlow or Keras would raise: the stage stops on the params before either.
+    result = stage_without_tensorflow(name, raw_sample)
     assert result.returncode == 1
-    assert result.stderr.startswith(f"error: params.yaml: {key} is {value}; allowed: ")
-    assert result.stderr.count("\n") == 1
-    assert "oneDNN" not in result.stderr  # the params were checked before TensorFlow loaded
+    assert result.stderr == f"error: params.yaml: {key} is {value}; allowed: {allowed}\n"
     assert not (raw_sample / "data" / "prepared").exists()
     assert not (raw_sample / "models").exists()
     assert not (raw_sample / "reports").exists()
+
+
+@pytest.mark.parametrize("name", ["train", "predict"])
+def test_with_good_params_the_same_stage_gets_as_far_as_importing_tensorflow(raw_sample, name):
+    # The control for the test above: TensorFlow is really blocked, and these stages import it.
+    result = stage_without_tensorflow(name, raw_sample)
+    assert result.returncode == 1
+    assert "ModuleNotFoundError: " + BLOCKED_IMPORT.format("keras") in result.stderr
 
 
 def test_exponent_notation_is_a_number(tmp_path):

@@ -1,5 +1,6 @@
 """The predict stage's scores, and the model code it shares with train: build, load, converge."""
 
+import dataclasses
 import json
 import math
 import pickle
@@ -21,25 +22,32 @@ TRAINING = TrainParams(
 )
 
 
-def test_scores_of_known_reconstructions():
-    images = np.zeros((2, 784), np.float32)
-    reconstructions = np.full((2, 784), 0.1, np.float32)
-    scores = predict.scores(images, reconstructions, 0.25, 1234, encoding_dim=16)
-    assert scores["test"]["bce"] == 0.25
-    assert scores["test"]["mse"] == pytest.approx(0.01)
-    assert scores["test"]["psnr"] == pytest.approx(20.0)  # 10 * log10(1 / 0.01)
-    assert scores["compression_ratio"] == 49.0  # 784 / 16
-    assert scores["parameter_count"] == 1234
+def test_the_scores_are_computed_from_the_models_own_codes_and_reconstructions():
+    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, encoding_dim=3))
+    images = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    codes, reconstructions, metrics = predict.predict_and_score(autoencoder, images)
 
-
-def test_psnr_follows_mse():
-    images = np.linspace(0, 1, 784, dtype=np.float32).reshape(1, 784)
-    reconstructions = np.clip(images + 0.05, 0, 1)
-    scores = predict.scores(images, reconstructions, 0.1, 1, encoding_dim=36)
-    mse = float(np.mean((images.astype(np.float64) - reconstructions) ** 2))
-    assert scores["test"]["mse"] == pytest.approx(mse)
-    assert scores["test"]["psnr"] == pytest.approx(10 * math.log10(1 / mse))
-    assert scores["compression_ratio"] == pytest.approx(784 / 36)
+    # The same model by hand, in float64: a relu layer, then a sigmoid layer.
+    kernel, bias, output_kernel, output_bias = autoencoder.get_weights()
+    encoding_dim = kernel.shape[1]
+    pixels = images.astype(np.float64)
+    expected_codes = np.maximum(pixels @ kernel + bias, 0)
+    expected = 1 / (1 + np.exp(-(expected_codes @ output_kernel + output_bias)))
+    np.testing.assert_allclose(codes, expected_codes, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reconstructions, expected, rtol=1e-5, atol=1e-6)
+    clipped = np.clip(expected, keras.config.epsilon(), 1 - keras.config.epsilon())
+    bce = -np.mean(pixels * np.log(clipped) + (1 - pixels) * np.log(1 - clipped))
+    mse = np.mean((pixels - expected) ** 2)
+    assert metrics == {
+        "test": {
+            "bce": pytest.approx(bce, rel=1e-5),
+            "mse": pytest.approx(mse, rel=1e-5),
+            "psnr": pytest.approx(10 * math.log10(1 / mse), rel=1e-5),
+        },
+        "compression_ratio": pytest.approx(784 / 3),
+        "parameter_count": 784 * encoding_dim + encoding_dim + encoding_dim * 784 + 784,
+    }
+    assert encoding_dim == 3
 
 
 def test_the_tutorial_autoencoder_has_57268_parameters():
@@ -211,6 +219,18 @@ def test_a_diverged_loss_is_an_error_suggesting_a_smaller_learning_rate(loss):
     assert "train.learning_rate (now 0.001)" in message
 
 
-def test_finite_losses_have_converged():
-    for epoch, loss in enumerate([0.3, 0.2, 0.25], start=1):
-        train.check_converged(loss, epoch, TRAINING)
+def first_divergence(losses: list[float]) -> str | None:
+    """The train stage's check applied epoch by epoch: its error at the first bad loss, if any."""
+    for epoch, loss in enumerate(losses, start=1):
+        try:
+            train.check_converged(loss, epoch, TRAINING)
+        except StageError as error:
+            return str(error)
+    return None
+
+
+def test_training_converges_until_the_first_loss_that_is_not_finite():
+    assert first_divergence([0.3, 0.2, 0.25, 1e30]) is None  # large, even rising, is not diverged
+    message = first_divergence([0.3, 0.2, math.nan, math.inf])
+    assert message is not None
+    assert "the loss became nan at epoch 3;" in message

@@ -1,7 +1,6 @@
 """The train stage's faults: a diverging loss, and SIGINT or SIGTERM in the middle of training."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 
 from stages import prepare
 from stages.paths import MODEL, TRAIN_CURVES, TRAIN_REPORTS
-from tests.conftest import ENV, error_line, leftovers, run, set_params, stage
+from tests.conftest import error_line, leftovers, ran_or_restored, run, set_params, stage, started
 
 # What an earlier run left: the stage never reads these, so any bytes will do.
 PREVIOUS = {
@@ -67,10 +66,7 @@ def interrupt_in_epoch_2(
         if line.startswith("Epoch 2/"):  # past start-up and compiling: really training
             interrupt()
             break
-    try:
-        rest, errors = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    rest, errors = process.communicate(timeout=120)
     output = "".join(seen) + rest
     assert "Epoch 2/" in output, output + (errors or "")
     return output, errors or ""
@@ -79,15 +75,14 @@ def interrupt_in_epoch_2(
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_train_keeps_the_previous_model_and_metrics(trained_before, signum):
     set_params(trained_before / "params.yaml", {"train.epochs": 1000})
-    process = subprocess.Popen(
+    with started(
         [sys.executable, "-m", "stages.train"],
-        cwd=trained_before,
-        env={**ENV, "PYTHONUNBUFFERED": "1"},  # each epoch's line as it is printed
+        trained_before,
+        {"PYTHONUNBUFFERED": "1"},  # each epoch's line as it is printed
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, errors = interrupt_in_epoch_2(process, lambda: process.send_signal(signum))
+    ) as process:
+        _, errors = interrupt_in_epoch_2(process, lambda: process.send_signal(signum))
     assert process.returncode == 128 + signum, errors
     assert error_line(errors) == (
         f"error: interrupted by {signum.name}; no output was left half-written"
@@ -100,16 +95,14 @@ def test_dvc_repro_completes_after_an_interrupted_one(sample_repo):
     metrics = (sample_repo / TRAIN_REPORTS / "metrics.json").read_bytes()
     set_params(sample_repo / "params.yaml", {"train.epochs": 20})
     # Ctrl-C in a terminal signals the whole process group: dvc and the stage it runs.
-    process = subprocess.Popen(
+    with started(
         ["dvc", "repro"],
-        cwd=sample_repo,
-        env={**ENV, "PYTHONUNBUFFERED": "1"},
+        sample_repo,
+        {"PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output, _ = interrupt_in_epoch_2(process, lambda: os.killpg(process.pid, signal.SIGINT))
+    ) as process:
+        output, _ = interrupt_in_epoch_2(process, lambda: os.killpg(process.pid, signal.SIGINT))
     assert process.returncode != 0
     assert "error: interrupted by SIGINT; no output was left half-written" in output
     assert "ERROR: failed to reproduce 'train'" in output
@@ -124,7 +117,7 @@ def test_dvc_repro_completes_after_an_interrupted_one(sample_repo):
     assert (sample_repo / TRAIN_REPORTS / "metrics.json").read_bytes() == metrics
 
     output = run(["dvc", "repro"], sample_repo).stdout
-    assert re.findall(r"Running stage '(\w+)'", output) == ["train", "predict", "plot"]
+    assert ran_or_restored(output) == ["train", "predict", "plot"]
     curve = (sample_repo / TRAIN_CURVES / "train" / "loss.tsv").read_text().splitlines()
     assert len(curve) == 1 + 20  # the header, then every epoch
     assert "up to date" in run(["dvc", "status"], sample_repo).stdout
