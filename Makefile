@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: venv repro test verify lint format lock clean sweep report exps sample bench
+.PHONY: venv repro test verify lint format lock clean sweep family report exps sample bench
 
 venv: $(VENV)/.installed
 
@@ -37,6 +37,11 @@ sample: venv
 #   make sweep SWEEP_ARGS="--dims 4,16,36 -S data.train_size=2000 -S train.epochs=2"
 sweep: venv
 	python -m scripts.sweep $(SWEEP_ARGS)
+
+# The tutorial's family (dense, deep, conv, sparse, denoising, vae), one DVC experiment each,
+# through the queue: reports/family/. E.g. make family FAMILY_ARGS="--dataset fashion_mnist"
+family: venv
+	python -m scripts.family $(FAMILY_ARGS)
 
 # reports/report.md: REVISION (the workspace) against BASELINE (main), in numbers and pictures.
 BASELINE ?= main

@@ -21,6 +21,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import yaml
+
+from scripts.family import VARIANTS
 from stages.paths import TRAIN_REPORTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +78,39 @@ TUTORIAL = textwrap.dedent("""
                               validation_data=(x_test, x_test), callbacks=[EpochSeconds()])
     encoded_imgs = encoder.predict(x_test)
     decoded_imgs = decoder.predict(encoded_imgs)
+    print(json.dumps({"epoch_seconds": seconds, "val_loss": history.history["val_loss"][-1]}))
+""")
+
+
+# Plain Keras for any kind: the project's model as params.yaml builds it (build_autoencoder),
+# trained by Model.fit with Keras' default compile, on the prepared images (noisy inputs made
+# once, as the tutorial's denoising example does, for a denoising variant).
+KIND_FIT = textwrap.dedent("""
+    import json, time
+    import keras
+    import numpy as np
+    from stages import model, noise, params
+
+    config = params.load()
+    x_train = np.load("data/prepared/train_images.npy")
+    x_test = np.load("data/prepared/test_images.npy")
+    factor = config.train.noise_factor
+    inputs = noise.noisy(x_train, factor, config.train.seed)
+    test_inputs = noise.noisy(x_test, factor, config.data.seed)
+    model.seed_everything(config.train.seed)
+    autoencoder = model.build_autoencoder(config.model)
+    autoencoder.compile(optimizer="adam", loss="binary_crossentropy")
+
+    class EpochSeconds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+    seconds = []
+
+    history = autoencoder.fit(inputs, x_train, epochs=config.train.epochs, batch_size=256,
+                              shuffle=True, validation_data=(test_inputs, x_test),
+                              callbacks=[EpochSeconds()], verbose=0)
     print(json.dumps({"epoch_seconds": seconds, "val_loss": history.history["val_loss"][-1]}))
 """)
 
@@ -148,6 +184,7 @@ def main() -> None:
             stage.append(measure([sys.executable, "-m", "stages.train"], clone))
             stage_fits.append(stage_epochs(stage[-1], clone))
             print(f"run {run + 1} of {args.runs}: done", flush=True)
+        kind_rows = time_kinds(args, data, work) if args.kinds else {}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -190,6 +227,45 @@ def main() -> None:
         f"| final val_loss | {tutorial_fit[2]:.5f} | {project_fit[2]:.5f} "
         f"| {project_fit[2] - tutorial_fit[2]:+.5f} | within 0.002 |"
     )
+    if args.kinds:
+        print()
+        print(f"Each kind, {args.kind_epochs} epochs, median epoch over {args.runs} runs:")
+        print()
+        print("| variant | Model.fit, s/epoch | train stage, s/epoch | ratio | target |")
+        print("| --- | ---: | ---: | ---: | --- |")
+        for variant, (fit_seconds, stage_seconds) in kind_rows.items():
+            ratio = stage_seconds / fit_seconds
+            print(
+                f"| {variant} | {fit_seconds:.2f} | {stage_seconds:.2f} | {ratio:.2f}x | <= 0.7x |"
+            )
+
+
+def time_kinds(args, data: Path, work: Path) -> dict[str, tuple[float, float]]:
+    """Each variant's median epoch: plain Model.fit of the same model, then the train stage."""
+    clone = work / "kinds"  # one clone, prepared once: each variant is only params
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    subprocess.run(
+        ["dvc", "repro", "prepare"],
+        cwd=clone,
+        env={**ENV, "DATA_MIRROR": str(data)},
+        check=True,
+        capture_output=True,
+    )
+    (work / "kind_fit.py").write_text(KIND_FIT)
+    rows = {}
+    for variant in args.kinds:
+        fits, stages = [], []
+        for _ in range(args.runs):
+            subprocess.run(["git", "checkout", "-q", "--", "params.yaml"], cwd=clone, check=True)
+            settings = [*VARIANTS[variant], f"train.epochs={args.kind_epochs}"]
+            set_params(clone / "params.yaml", settings)
+            fit = measure([sys.executable, str(work / "kind_fit.py")], clone, {"PYTHONPATH": "."})
+            fits.append(statistics.median(tutorial_epochs(fit)[0]))
+            stage = measure([sys.executable, "-m", "stages.train"], clone)
+            stages.append(statistics.median(stage_epochs(stage, clone)[0]))
+        rows[variant] = statistics.median(fits), statistics.median(stages)
+        print(f"{variant}: done", flush=True)
+    return rows
 
 
 def quiet(script: str) -> str:
@@ -199,6 +275,16 @@ def quiet(script: str) -> str:
         .replace("predict(x_test)", "predict(x_test, verbose=0)")
         .replace("predict(encoded_imgs)", "predict(encoded_imgs, verbose=0)")
     )
+
+
+def set_params(path: Path, settings: list[str]) -> None:
+    """Apply `key=value` settings to a params.yaml, as `dvc exp run -S` does."""
+    document = yaml.safe_load(path.read_text())
+    for setting in settings:
+        dotted, value = setting.split("=", 1)
+        section, key = dotted.split(".")
+        document[section][key] = yaml.safe_load(value)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def set_encoding_dim(clone: Path, value: int) -> None:
@@ -217,6 +303,15 @@ def parse_args() -> argparse.Namespace:
         "--data",
         default=os.environ.get("DATA_MIRROR", "data/raw"),
         help="folder with the four MNIST .gz files (default: $DATA_MIRROR, else data/raw)",
+    )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(VARIANTS),
+        type=lambda text: [name for name in text.split(",") if name],
+        help="variants of the family to time against Model.fit (default: all; '' for none)",
+    )
+    parser.add_argument(
+        "--kind-epochs", type=int, default=3, help="epochs of each variant's timing (3)"
     )
     parser.add_argument(
         "--quiet-tutorial",

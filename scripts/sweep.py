@@ -4,23 +4,19 @@
     python -m scripts.sweep --dims 4,16,36 -S data.train_size=2000 -S train.epochs=2
 
 Each value is queued with `dvc exp run --queue`; the queue then runs with one worker per CPU core
-(`dvc exp run --run-all`, which starts the queue's workers as `dvc queue start` does and waits for
-them). The results, read back with `dvc exp show`, go to reports/sweep/: sweep.csv, sweep.md and
-rate_distortion.png. Every experiment stays in `dvc exp show`, to compare or apply.
+(scripts/experiments.py). The results, read back with `dvc exp show`, go to reports/sweep/:
+sweep.csv, sweep.md and rate_distortion.png. Every experiment stays in `dvc exp show`, to compare
+or apply.
 """
 
 import argparse
-import csv
 import math
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
-import dvc.api
 import matplotlib.pyplot as plt
 
+from scripts import experiments
 from stages import figures
 from stages.datasets import IMAGE_SIZE
 from stages.files import atomic_path
@@ -40,19 +36,17 @@ COLUMNS = {
 
 def main() -> None:
     args = parse_args()
-    names = queue(args.dims, args.set)
-    print(f"running {len(names)} experiments with {args.jobs} workers", flush=True)
-    subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(args.jobs)], check=True)
+    names = experiments.queue([f"model.encoding_dim={','.join(map(str, args.dims))}", *args.set])
+    if len(names) != len(args.dims):
+        sys.exit(f"error: queued {len(names)} experiments for {len(args.dims)} values")
+    experiments.run_queue(args.jobs)
     rows, failed = collect(names)
     SWEEP.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, SWEEP / "sweep.csv")
+    experiments.write_csv(rows, [*COLUMNS, "experiment"], SWEEP / "sweep.csv")
     write_markdown(rows, SWEEP / "sweep.md")
     figures.save(rate_distortion(rows), SWEEP / "rate_distortion.png")
     print((SWEEP / "sweep.md").read_text())
-    if failed:
-        sys.exit(
-            f"error: these experiments did not finish: {', '.join(failed)} (dvc queue logs NAME)"
-        )
+    experiments.fail_for(failed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -74,7 +68,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=os.cpu_count() or 1,
+        default=experiments.default_jobs(),
         help="queue workers (default: one per CPU core)",
     )
     return parser.parse_args()
@@ -90,46 +84,16 @@ def encoding_dims(text: str) -> list[int]:
     return dims
 
 
-def queue(dims: list[int], settings: list[str]) -> list[str]:
-    """Queue one experiment per encoding_dim; return their names."""
-    command = [
-        "dvc",
-        "exp",
-        "run",
-        "--queue",
-        "-S",
-        f"model.encoding_dim={','.join(map(str, dims))}",
-    ]
-    for setting in settings:
-        command += ["-S", setting]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    names = re.findall(r"Queued experiment '([^']+)'", output)
-    if len(names) != len(dims):
-        sys.exit(f"error: queued {len(names)} experiments for {len(dims)} values:\n{output}")
-    return names
-
-
 def collect(names: list[str]) -> tuple[list[dict], list[str]]:
     """One row per finished experiment of this sweep, by encoding_dim; and the names that failed."""
-    shown = {row["Experiment"]: row for row in dvc.api.exp_show() if row.get("Experiment")}
-    rows, failed = [], []
-    for name in names:
-        row = shown.get(name)
-        if row is None or row.get("State") not in (None, "Success") or row.get("test.bce") is None:
-            failed.append(name)
-            continue
+    finished, failed = experiments.results(names)
+    rows = []
+    for name, row in finished.items():
         values = {column: row[key] for column, key in COLUMNS.items()}
         values["encoding_dim"] = int(values["encoding_dim"])
         values["parameter_count"] = int(values["parameter_count"])
         rows.append({**values, "experiment": name})
     return sorted(rows, key=lambda row: row["encoding_dim"]), failed
-
-
-def write_csv(rows: list[dict], path: Path) -> None:
-    with atomic_path(path) as temporary, temporary.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=[*COLUMNS, "experiment"])
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def write_markdown(rows: list[dict], path: Path) -> None:

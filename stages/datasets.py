@@ -10,6 +10,21 @@ IMAGE_SIDE = 28
 IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE
 
 
+DIGITS = tuple(str(digit) for digit in range(10))
+GARMENTS = (  # Fashion-MNIST's labels 0 to 9, as its authors name them
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -17,6 +32,8 @@ class Dataset:
     test_count: int
     # SHA-256 of each file's *decompressed* bytes: mirrors recompress, the content is what counts.
     sha256: dict[str, str]
+    classes: tuple[str, ...] = DIGITS  # the name of each label, for the figures
+    class_kind: str = "digit"
 
 
 DATASETS = {
@@ -43,6 +60,8 @@ DATASETS = {
                 TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
                 TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
             },
+            classes=GARMENTS,
+            class_kind="class",
         ),
         # The first 2000 training and 500 test images of MNIST, shipped in tests/data so that the
         # tests and CI run the real pipeline offline.
@@ -56,6 +75,20 @@ DATASETS = {
                 TEST_IMAGES: "de0a55d8eb2a23fce4f596c5234b08b9c8ee685583a2b0e52f3a78eca48f9d89",
                 TEST_LABELS: "60e902e82445d902e245e1b039469f36936d63cb28e81527a7bbba247c240af3",
             },
+        ),
+        # The same of Fashion-MNIST (Zalando Research, MIT licence), carved from Debian's package.
+        Dataset(
+            name="fashion_mnist_sample",
+            train_count=2000,
+            test_count=500,
+            sha256={
+                TRAIN_IMAGES: "71a9f8cec24060d6752b3e4940ce6d6fd729334afa47b735dd553481aa83b53e",
+                TRAIN_LABELS: "8983259dfbc9f185f92698916f7daf361704b43ba7d19568cc7bcdeefdc1bece",
+                TEST_IMAGES: "c9bd0ed7148856eb2287d902861921296d6c36d95a5113341a35554343e84123",
+                TEST_LABELS: "9f5f7b9143df7bffff73a8bf7d8a53545dbf787f86e5e195c64401d2c6f8f372",
+            },
+            classes=GARMENTS,
+            class_kind="class",
         ),
     )
 }

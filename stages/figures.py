@@ -14,7 +14,6 @@ import numpy as np  # noqa: E402
 from stages.datasets import IMAGE_SIDE  # noqa: E402
 from stages.files import atomic_path  # noqa: E402
 
-DIGITS = range(10)
 DPI = 100
 GREY = matplotlib.colormaps["gray"].with_extremes(bad="white")
 
@@ -79,26 +78,48 @@ def side_by_side(pictures: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
     return np.hstack(cells)[:, : -gap.shape[1]], centres
 
 
-def reconstructions(images, codes, reconstructed) -> plt.Figure:
-    """The tutorial's figure: originals, their codes as small pictures, reconstructions."""
-    return picture_rows(
-        [
-            ("original", [as_picture(image) for image in images], 1.0),
-            (
-                f"code ({codes.shape[1]})",
-                [as_grid(code) for code in codes],
-                max(codes.max(), 1e-12),
-            ),
-            ("reconstruction", [as_picture(image) for image in reconstructed], 1.0),
-        ]
+def reconstructions(images, noisy_inputs, codes, reconstructed) -> plt.Figure:
+    """The tutorial's figure: originals, their codes as small pictures, reconstructions; with the
+    noisy inputs after the originals for a denoising autoencoder (None for the others)."""
+    rows = [("original", [as_picture(image) for image in images], 1.0)]
+    if noisy_inputs is not None:
+        rows.append(("noisy input", [as_picture(image) for image in noisy_inputs], 1.0))
+    # A VAE's codes are means that may be negative: the grey scale spans what is there.
+    low, high = min(codes.min(), 0.0), max(codes.max(), 1e-12)
+    rows += [
+        (f"code ({codes.shape[1]})", [as_grid(code) - low for code in codes], high - low),
+        ("reconstruction", [as_picture(image) for image in reconstructed], 1.0),
+    ]
+    return picture_rows(rows)
+
+
+def decoded(images: np.ndarray, code_size: int) -> plt.Figure:
+    """Images the decoder made from codes it was never given (stages/model.py: decode_samples)."""
+    side = math.isqrt(len(images))
+    pictures = [as_picture(image) for image in images]
+    grid = np.vstack(
+        [side_by_side(pictures[row * side : (row + 1) * side])[0] for row in range(side)]
     )
+    figure, axis = plt.subplots(figsize=(7, 7))
+    axis.imshow(grid, cmap=GREY, vmin=0, vmax=1)
+    axis.set_axis_off()
+    if code_size == 2:
+        title = "Decoded from a grid over both code values (5% to 95% quantiles)"
+    else:
+        title = f"Decoded from {len(images)} random codes of {code_size} values"
+    axis.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return figure
 
 
-def best_and_worst(images, reconstructed, errors, labels, n_images: int) -> plt.Figure:
-    """The n best and n worst reconstructed test images, each with its error and digit."""
+def best_and_worst(images, reconstructed, errors, labels, n_images: int, dataset) -> plt.Figure:
+    """The n best and n worst reconstructed test images, each with its error and class."""
     order = np.argsort(errors, kind="stable")
     best, worst = order[:n_images], order[::-1][:n_images]
-    titles = [[f"{labels[i]}: {errors[i]:.3f}" for i in chosen] for chosen in (best, worst)]
+    titles = [
+        [f"{dataset.classes[labels[i]]}: {errors[i]:.3f}" for i in chosen]
+        for chosen in (best, worst)
+    ]
     figure = picture_rows(
         [
             ("best", [as_picture(images[i]) for i in best], 1.0),
@@ -108,28 +129,31 @@ def best_and_worst(images, reconstructed, errors, labels, n_images: int) -> plt.
         ],
         titles=titles,
     )
-    figure.suptitle("Best and worst reconstructions (digit: mean squared error)", fontsize=10)
+    figure.suptitle(
+        f"Best and worst reconstructions ({dataset.class_kind}: mean squared error)", fontsize=10
+    )
     figure.tight_layout()
     return figure
 
 
-def error_per_digit(errors: np.ndarray, labels: np.ndarray) -> plt.Figure:
-    """Mean reconstruction error of each digit class: which digits the code serves worst."""
-    present = [digit for digit in DIGITS if np.any(labels == digit)]
-    means = [errors[labels == digit].mean() for digit in present]
+def error_per_class(errors: np.ndarray, labels: np.ndarray, dataset) -> plt.Figure:
+    """Mean reconstruction error of each class: which digits (or garments) the code serves worst."""
+    present = [label for label in range(len(dataset.classes)) if np.any(labels == label)]
+    means = [errors[labels == label].mean() for label in present]
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.bar([str(digit) for digit in present], means, color="tab:blue")
+    axis.bar([dataset.classes[label] for label in present], means, color="tab:blue")
     axis.axhline(errors.mean(), color="black", linestyle="--", label=f"all: {errors.mean():.4f}")
-    axis.set_xlabel("digit")
+    axis.set_xlabel(dataset.class_kind)
+    axis.tick_params(axis="x", labelrotation=0 if dataset.class_kind == "digit" else 45)
     axis.set_ylabel("mean squared error per pixel")
-    axis.set_title("Reconstruction error per digit (test set)")
+    axis.set_title(f"Reconstruction error per {dataset.class_kind} (test set)")
     axis.legend()
     figure.tight_layout()
     return figure
 
 
-def codes_pca(codes: np.ndarray, labels: np.ndarray) -> plt.Figure:
-    """The test codes projected on their first two principal components, coloured by digit."""
+def codes_pca(codes: np.ndarray, labels: np.ndarray, dataset) -> plt.Figure:
+    """The test codes projected on their first two principal components, coloured by class."""
     centred = codes - codes.mean(axis=0)
     _, singular_values, axes_t = np.linalg.svd(centred, full_matrices=False)
     # Fix each component's sign so the same codes always give the same picture.
@@ -142,7 +166,8 @@ def codes_pca(codes: np.ndarray, labels: np.ndarray) -> plt.Figure:
     scatter = axis.scatter(
         *projected.T, c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.6
     )
-    figure.colorbar(scatter, ax=axis, ticks=list(DIGITS), label="digit")
+    colorbar = figure.colorbar(scatter, ax=axis, ticks=range(10), label=dataset.class_kind)
+    colorbar.set_ticklabels(dataset.classes)
     axis.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
     axis.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC 2")
     axis.set_title(f"The {codes.shape[1]}-value codes of the test set, by PCA")

@@ -1,18 +1,29 @@
-"""The tutorial's autoencoder, 784 -> Dense(encoding_dim) -> Dense(784), built from params."""
+"""The autoencoders of the tutorial, built from params: one small builder per kind.
+
+Every kind looks the same from outside: 784 values in, a code of encoding_dim values from the layer
+named "code" (a VAE's mean), 784 values out from the layer named "reconstruction", the output
+activation last so that the loss sees its logits. Training, prediction and the figures serve every
+kind alike; any loss of the model's own (an L1 penalty on the code, a VAE's KL term) is added by
+its layers, as Keras' fit() expects.
+"""
 
 import json
+import statistics
 import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
+from keras import layers, ops
 
 from stages.cli import StageError
-from stages.datasets import IMAGE_SIZE
+from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
 from stages.files import atomic_path
 from stages.params import ModelParams
 
 # Every entry of a saved archive gets this time: the earliest a zip file can record.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+GRID_SIDE = 10  # the decoded-samples figure: 10 x 10 images
 
 
 def seed_everything(seed: int) -> None:
@@ -21,18 +32,161 @@ def seed_everything(seed: int) -> None:
 
 
 def build_autoencoder(model: ModelParams) -> keras.Model:
+    return BUILDERS[model.kind](model)
+
+
+def dense(model: ModelParams) -> keras.Model:
+    """The tutorial's: 784 -> Dense(encoding_dim) -> Dense(784)."""
+    return stacked(model, widths=())
+
+
+def deep(model: ModelParams) -> keras.Model:
+    """Dense layers of model.hidden widths to the code, mirrored back (the tutorial's 128-64-32)."""
+    return stacked(model, model.hidden)
+
+
+def stacked(model: ModelParams, widths: tuple[int, ...]) -> keras.Model:
     image = keras.Input(shape=(IMAGE_SIZE,), name="image")
-    code = keras.layers.Dense(model.encoding_dim, activation=model.activation, name="code")(image)
-    reconstruction = keras.layers.Dense(
-        IMAGE_SIZE, activation=model.output_activation, name="reconstruction"
-    )(code)
+    code = code_layer(model)(dense_layers(image, widths, model))
+    return autoencoder(image, reconstruction_layer(model)(dense_layers(code, widths[::-1], model)))
+
+
+def conv(model: ModelParams) -> keras.Model:
+    """keras-io's convolutional autoencoder, with a Dense code of encoding_dim values between.
+
+    Each block of model.filters is a 3x3 convolution and a 2x2 max-pooling (28x28 -> 14x14 ->
+    7x7); the decoder mirrors them with strided transposed convolutions.
+    """
+    image = keras.Input(shape=(IMAGE_SIZE,), name="image")
+    x = layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(image)
+    for filters in model.filters:
+        x = layers.Conv2D(filters, 3, padding="same", activation=model.activation)(x)
+        x = layers.MaxPooling2D(2)(x)
+    code = code_layer(model)(layers.Flatten()(x))
+    side, channels = IMAGE_SIDE // 2 ** len(model.filters), model.filters[-1]
+    x = layers.Dense(side * side * channels, activation=model.activation)(code)
+    x = layers.Reshape((side, side, channels))(x)
+    for filters in reversed(model.filters):
+        x = layers.Conv2DTranspose(
+            filters, 3, strides=2, padding="same", activation=model.activation
+        )(x)
+    # One linear channel, flattened, then the output activation: last, so the loss sees logits.
+    x = layers.Flatten()(layers.Conv2D(1, 3, padding="same")(x))
+    return autoencoder(image, layers.Activation(model.output_activation, name="reconstruction")(x))
+
+
+def vae(model: ModelParams) -> keras.Model:
+    """The variational autoencoder: a mean and a log-variance per code value, sampled, decoded."""
+    image = keras.Input(shape=(IMAGE_SIZE,), name="image")
+    features = dense_layers(image, model.hidden, model)
+    mean = layers.Dense(model.encoding_dim, name="code")(features)
+    log_var = layers.Dense(model.encoding_dim, name="log_var")(features)
+    sample = Sampling(name="sampling")([mean, log_var])
+    decoded = dense_layers(sample, model.hidden[::-1], model)
+    return autoencoder(image, reconstruction_layer(model)(decoded))
+
+
+BUILDERS = {"dense": dense, "deep": deep, "conv": conv, "vae": vae}
+
+
+def dense_layers(x, widths: tuple[int, ...], model: ModelParams):
+    for width in widths:
+        x = layers.Dense(width, activation=model.activation)(x)
+    return x
+
+
+def code_layer(model: ModelParams) -> layers.Dense:
+    """The code; with model.l1, the sparse autoencoder's L1 penalty on its activity."""
+    regularizer = keras.regularizers.L1(model.l1) if model.l1 else None
+    return layers.Dense(
+        model.encoding_dim,
+        activation=model.activation,
+        activity_regularizer=regularizer,
+        name="code",
+    )
+
+
+def reconstruction_layer(model: ModelParams) -> layers.Dense:
+    return layers.Dense(IMAGE_SIZE, activation=model.output_activation, name="reconstruction")
+
+
+def autoencoder(image, reconstruction) -> keras.Model:
     return keras.Model(image, reconstruction, name="autoencoder")
 
 
-def with_codes(autoencoder: keras.Model) -> keras.Model:
-    """The autoencoder with its hidden layer as a second output: image -> (code, reconstruction)."""
-    code = autoencoder.get_layer("code").output
-    return keras.Model(autoencoder.input, [code, autoencoder.output], name="with_codes")
+def kl_divergence(mean, log_var):
+    """Each code's KL divergence from N(0, I), per pixel: on the scale of the per-pixel BCE."""
+    per_code = -0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
+    return per_code / IMAGE_SIZE
+
+
+@keras.saving.register_keras_serializable(package="mnist_autoencoder")
+class Sampling(layers.Layer):
+    """The reparameterisation trick: mean + exp(log_var / 2) * noise when training, the mean
+    otherwise (so predictions are deterministic); adds the KL term to the model's losses."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # Seeded by seed_everything, and saved with the model like any other state.
+        self.seed_generator = keras.random.SeedGenerator()
+
+    def call(self, inputs, training=False):
+        mean, log_var = inputs
+        self.add_loss(ops.mean(kl_divergence(mean, log_var)))
+        if not training:
+            return mean
+        noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        return mean + ops.exp(0.5 * log_var) * noise
+
+
+def is_variational(autoencoder: keras.Model) -> bool:
+    return any(isinstance(layer, Sampling) for layer in autoencoder.layers)
+
+
+def encode_and_reconstruct(autoencoder: keras.Model, images) -> tuple:
+    """Codes (a VAE's means) and reconstructions of the images, and the model's own terms by name
+    (a VAE's mean "kl" per pixel), in one call on all of them."""
+    outputs = {"codes": autoencoder.get_layer("code").output, "reconstructions": autoencoder.output}
+    if is_variational(autoencoder):
+        outputs["log_vars"] = autoencoder.get_layer("log_var").output
+    results = keras.Model(autoencoder.input, outputs)(images)
+    terms = {}
+    if is_variational(autoencoder):
+        terms["kl"] = float(ops.mean(kl_divergence(results["codes"], results["log_vars"])))
+    return results["codes"], results["reconstructions"], terms
+
+
+def decoder(autoencoder: keras.Model) -> keras.Model:
+    """The layers after the code (after the sampling, for a VAE) as a model: code -> image."""
+    names = [layer.name for layer in autoencoder.layers]
+    last_encoder_layer = "sampling" if is_variational(autoencoder) else "code"
+    code = keras.Input(shape=autoencoder.get_layer("code").output.shape[1:])
+    x = code
+    for layer in autoencoder.layers[names.index(last_encoder_layer) + 1 :]:
+        x = layer(x)
+    return keras.Model(code, x, name="decoder")
+
+
+def decode_samples(autoencoder: keras.Model, codes: np.ndarray, seed: int) -> np.ndarray:
+    """Images decoded from codes the model was never given: for a 2-value code a grid over both
+    values, else random codes; from a VAE's prior N(0, I), or for the other kinds from normal
+    distributions with each code value's mean and spread over the test set (clipped to the range
+    the encoder gave)."""
+    if is_variational(autoencoder):
+        mean, std = np.zeros(codes.shape[1]), np.ones(codes.shape[1])
+        low, high = -np.inf, np.inf
+    else:
+        mean, std = codes.mean(axis=0), codes.std(axis=0)
+        low, high = codes.min(axis=0), codes.max(axis=0)
+    count = GRID_SIDE * GRID_SIDE
+    if codes.shape[1] == 2:
+        # Evenly spaced quantiles, as the tutorial draws its 2-D latent space.
+        steps = [statistics.NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, GRID_SIDE)]
+        standard = np.array([(x, y) for y in steps[::-1] for x in steps])
+    else:
+        standard = np.random.default_rng(seed).standard_normal((count, codes.shape[1]))
+    samples = np.clip(mean + std * standard, low, high).astype(np.float32)
+    return np.asarray(decoder(autoencoder)(samples))
 
 
 def save_autoencoder(autoencoder: keras.Model, path: Path) -> None:

@@ -12,9 +12,15 @@ from stages.datasets import DATASETS, IMAGE_SIZE
 from stages.paths import PARAMS
 
 # The valid values of every key, in one place.
+KINDS = ("dense", "deep", "conv", "vae")  # stages/model.py builds each
 OPTIMIZERS = ("adam", "adadelta", "sgd", "rmsprop", "adagrad", "adamw", "nadam")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "swish", "softplus")
 OUTPUT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")  # binary cross-entropy needs outputs in [0, 1]
+MAX_HIDDEN_LAYERS = 8
+MAX_WIDTH = 4096
+# Each convolutional block halves the 28x28 picture: 14x14, then 7x7; a third would not divide.
+MAX_CONV_BLOCKS = 2
+MAX_FILTERS = 512
 MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536
@@ -47,9 +53,13 @@ class DataParams:
 
 @dataclass(frozen=True)
 class ModelParams:
+    kind: str
     encoding_dim: int
+    hidden: tuple[int, ...]
+    filters: tuple[int, ...]
     activation: str
     output_activation: str
+    l1: float
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class TrainParams:
     batch_size: int
     shuffle: bool
     seed: int
+    noise_factor: float
 
 
 @dataclass(frozen=True)
@@ -106,11 +117,7 @@ def load(path: Path = PARAMS) -> Params:
     )
     return Params(
         data=data,
-        model=ModelParams(
-            encoding_dim=check.integer("model", "encoding_dim", 1, IMAGE_SIZE),
-            activation=check.choice("model", "activation", ACTIVATIONS),
-            output_activation=check.choice("model", "output_activation", OUTPUT_ACTIVATIONS),
-        ),
+        model=model_params(check),
         train=TrainParams(
             optimizer=check.choice("train", "optimizer", OPTIMIZERS),
             learning_rate=check.positive_number("train", "learning_rate"),
@@ -118,11 +125,28 @@ def load(path: Path = PARAMS) -> Params:
             batch_size=check.integer("train", "batch_size", 1, MAX_BATCH_SIZE),
             shuffle=check.boolean("train", "shuffle"),
             seed=check.integer("train", "seed", 0, MAX_SEED),
+            noise_factor=check.number("train", "noise_factor", 0, 1),
         ),
         plot=PlotParams(
             n_images=check.integer("plot", "n_images", 1, min(MAX_IMAGES_SHOWN, data.test_size)),
         ),
     )
+
+
+def model_params(check: "_Checker") -> ModelParams:
+    model = ModelParams(
+        kind=check.choice("model", "kind", KINDS),
+        encoding_dim=check.integer("model", "encoding_dim", 1, IMAGE_SIZE),
+        hidden=check.integers("model", "hidden", MAX_HIDDEN_LAYERS, MAX_WIDTH),
+        filters=check.integers("model", "filters", MAX_CONV_BLOCKS, MAX_FILTERS),
+        activation=check.choice("model", "activation", ACTIVATIONS),
+        output_activation=check.choice("model", "output_activation", OUTPUT_ACTIVATIONS),
+        l1=check.number("model", "l1", 0, 1),
+    )
+    if model.kind == "vae" and model.l1 > 0:
+        # Its code is a distribution that the KL term already pulls towards N(0, I).
+        raise check.fail("model.l1", f"is {model.l1!r} with model.kind vae", "0 for a vae")
+    return model
 
 
 class _Checker:
@@ -175,6 +199,30 @@ class _Checker:
         ):
             raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
         return float(value)
+
+    def number(self, section: str, key: str, low: float, high: float) -> float:
+        allowed = f"a number from {low} to {high}"
+        value = self.value(section, key, allowed)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not low <= value <= high
+        ):
+            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
+        return float(value)
+
+    def integers(self, section: str, key: str, most: int, high: int) -> tuple[int, ...]:
+        """A list of 1 to `most` integers, each from 1 to `high`: layer widths or channels."""
+        allowed = f"a list of 1 to {most} integers from 1 to {high}"
+        value = self.value(section, key, allowed)
+        if (
+            not isinstance(value, list)
+            or not 1 <= len(value) <= most
+            or not all(type(item) is int and 1 <= item <= high for item in value)
+        ):
+            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
+        return tuple(value)
 
     def boolean(self, section: str, key: str) -> bool:
         value = self.value(section, key, "true or false")

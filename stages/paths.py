@@ -19,11 +19,13 @@ TRAIN_CURVES = TRAIN_REPORTS / "plots" / "metrics"
 PREDICTIONS = Path("data/predictions")
 RECONSTRUCTIONS = PREDICTIONS / "reconstructions.npy"
 CODES = PREDICTIONS / "codes.npy"
+DECODED = PREDICTIONS / "decoded.npy"  # images decoded from codes the model never saw
 METRICS = Path("reports/metrics.json")
 
 FIGURES = Path("reports/figures")
 RECONSTRUCTIONS_FIGURE = FIGURES / "reconstructions.png"
 LOSS_FIGURE = FIGURES / "loss.png"
 CODES_FIGURE = FIGURES / "codes_pca.png"
-ERROR_PER_DIGIT_FIGURE = FIGURES / "error_per_digit.png"
+ERROR_PER_CLASS_FIGURE = FIGURES / "error_per_class.png"
 BEST_AND_WORST_FIGURE = FIGURES / "best_and_worst.png"
+DECODED_FIGURE = FIGURES / "decoded.png"

@@ -7,14 +7,17 @@ import csv
 
 import numpy as np
 
-from stages import figures, params
+from stages import figures, noise, params
 from stages.cli import StageError, run
+from stages.datasets import DATASETS
 from stages.files import load_npy
 from stages.paths import (
     BEST_AND_WORST_FIGURE,
     CODES,
     CODES_FIGURE,
-    ERROR_PER_DIGIT_FIGURE,
+    DECODED,
+    DECODED_FIGURE,
+    ERROR_PER_CLASS_FIGURE,
     LOSS_FIGURE,
     RECONSTRUCTIONS,
     RECONSTRUCTIONS_FIGURE,
@@ -25,27 +28,32 @@ from stages.paths import (
 
 
 def main() -> None:
-    n_images = params.load().plot.n_images
+    config = params.load()
+    n_images, dataset = config.plot.n_images, DATASETS[config.data.dataset]
     images, labels = load_npy(TEST_IMAGES), load_npy(TEST_LABELS)
     codes, reconstructed = load_npy(CODES), load_npy(RECONSTRUCTIONS)
     if len(images) < n_images:
         raise StageError(f"plot.n_images is {n_images}, but {TEST_IMAGES} has {len(images)} images")
+    # What the model got: the images, or for a denoising autoencoder the same noisy ones as predict.
+    inputs = noise.noisy(images, config.train.noise_factor, config.data.seed)
     errors = np.mean((images - reconstructed) ** 2, axis=1)  # per image
 
     first = slice(n_images)
+    shown_inputs = inputs[first] if inputs is not images else None
     figures.save(
-        figures.reconstructions(images[first], codes[first], reconstructed[first]),
+        figures.reconstructions(images[first], shown_inputs, codes[first], reconstructed[first]),
         RECONSTRUCTIONS_FIGURE,
     )
     figures.save(
         figures.loss(read_curve("train/loss.tsv"), read_curve("eval/loss.tsv")), LOSS_FIGURE
     )
-    figures.save(figures.codes_pca(codes, labels), CODES_FIGURE)
-    figures.save(figures.error_per_digit(errors, labels), ERROR_PER_DIGIT_FIGURE)
+    figures.save(figures.codes_pca(codes, labels, dataset), CODES_FIGURE)
+    figures.save(figures.error_per_class(errors, labels, dataset), ERROR_PER_CLASS_FIGURE)
     figures.save(
-        figures.best_and_worst(images, reconstructed, errors, labels, n_images),
+        figures.best_and_worst(images, reconstructed, errors, labels, n_images, dataset),
         BEST_AND_WORST_FIGURE,
     )
+    figures.save(figures.decoded(load_npy(DECODED), codes.shape[1]), DECODED_FIGURE)
 
 
 def read_curve(name: str) -> tuple[list[int], list[float]]:

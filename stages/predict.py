@@ -1,31 +1,37 @@
-"""Encode and reconstruct the test images; score the reconstructions."""
+"""Encode and reconstruct the test images; score the reconstructions; decode codes never seen."""
 
 import math
 
 import numpy as np
 
-from stages import params
+from stages import noise, params
 from stages.cli import run
 from stages.datasets import IMAGE_SIZE
 from stages.files import load_npy, save_json, save_npy
-from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
+from stages.paths import CODES, DECODED, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
 
 
 def main() -> None:
-    params.load()  # predict reads no key, but a broken params.yaml stops it before TensorFlow loads
+    config = params.load()  # before TensorFlow loads: a broken params.yaml stops it at once
     from stages import model  # TensorFlow loads here
 
     test_images = load_npy(TEST_IMAGES)
+    # A denoising autoencoder gets the test images with their own noise, as in training.
+    test_inputs = noise.noisy(test_images, config.train.noise_factor, config.data.seed)
     autoencoder = model.load_autoencoder(MODEL)
-    codes, reconstructions, metrics = predict_and_score(autoencoder, test_images)
+    codes, reconstructions, metrics = predict_and_score(autoencoder, test_inputs, test_images)
     save_npy(CODES, codes)
     save_npy(RECONSTRUCTIONS, reconstructions)
+    save_npy(DECODED, model.decode_samples(autoencoder, codes, config.train.seed))
     save_json(METRICS, metrics)
     print(f"{METRICS}: test BCE {metrics['test']['bce']:.4f}")
 
 
-def predict_and_score(autoencoder, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The images' codes and reconstructions, and the metrics that score the reconstructions."""
+def predict_and_score(
+    autoencoder, inputs: np.ndarray, images: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The codes and reconstructions of the inputs, and the metrics that score the
+    reconstructions against the images (the inputs themselves, or their clean originals)."""
     # Imported here, not above: main() checks params.yaml before TensorFlow loads.
     import keras
 
@@ -33,23 +39,30 @@ def predict_and_score(autoencoder, images: np.ndarray) -> tuple[np.ndarray, np.n
 
     # One call on the whole test set (it fits in memory many times over): predict()'s batching
     # and tracing would only add time.
-    codes, reconstructions = model.with_codes(autoencoder)(images)
+    codes, reconstructions, model_terms = model.encode_and_reconstruct(autoencoder, inputs)
     # Keras computes this from the logits it keeps beside the sigmoid's output, as in training:
-    # it is the val_loss of the last epoch.
+    # without a loss of the model's own, it is the val_loss of the last epoch.
     bce = float(keras.ops.mean(keras.losses.binary_crossentropy(images, reconstructions)))
     codes, reconstructions = np.asarray(codes), np.asarray(reconstructions)
-    mse = float(np.mean((images.astype(np.float64) - reconstructions) ** 2))
+    test = {"bce": bce, "mse": mse(images, reconstructions)}
+    test["psnr"] = psnr(test["mse"])
+    if inputs is not images:  # what the noise alone costs: the gain shows against it
+        test["noisy_psnr"] = psnr(mse(images, inputs))
     metrics = {
-        "test": {
-            "bce": bce,
-            "mse": mse,
-            # Pixels are in [0, 1], so the peak signal is 1.
-            "psnr": 10 * math.log10(1 / mse) if mse > 0 else math.inf,
-        },
+        "test": {**test, **model_terms},
         "compression_ratio": IMAGE_SIZE / codes.shape[1],
         "parameter_count": autoencoder.count_params(),
     }
     return codes, reconstructions, metrics
+
+
+def mse(images: np.ndarray, others: np.ndarray) -> float:
+    return float(np.mean((images.astype(np.float64) - others) ** 2))
+
+
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio in dB; pixels are in [0, 1], so the peak signal is 1."""
+    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import time
 
 from dvclive import Live
 
-from stages import params
+from stages import noise, params
 from stages.cli import StageError, raise_if_interrupted, run
 from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
@@ -20,6 +20,9 @@ def main() -> None:
     train_images = load_npy(TRAIN_IMAGES, mmap_mode="c")
     test_images = load_npy(TEST_IMAGES, mmap_mode="c")
 
+    # What validation feeds the model: the test images, with their own noise for a denoising one.
+    test_inputs = noise.noisy(test_images, config.train.noise_factor, config.data.seed)
+
     model.seed_everything(config.train.seed)
     autoencoder = model.build_autoencoder(config.model)
 
@@ -28,7 +31,7 @@ def main() -> None:
     with atomic_folder(TRAIN_REPORTS) as reports:
         # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
         live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
-        epochs = training.fit(autoencoder, train_images, test_images, config.train)
+        epochs = training.fit(autoencoder, train_images, test_inputs, test_images, config.train)
         started = time.perf_counter()
         for epoch, (loss, val_loss) in enumerate(epochs, start=1):
             seconds, started = time.perf_counter() - started, time.perf_counter()

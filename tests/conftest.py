@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.params import ModelParams
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "mnist_sample"
 
@@ -53,6 +55,17 @@ os.environ.update(
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 # The longest a command may take: a whole `dvc repro` or the sweep on a slow 2-core machine.
 TIMEOUT_SECONDS = 600
+
+# The tutorial's model, as params.yaml's defaults build it.
+TUTORIAL = ModelParams(
+    kind="dense",
+    encoding_dim=36,
+    hidden=(128, 64),
+    filters=(32, 32),
+    activation="relu",
+    output_activation="sigmoid",
+    l1=0.0,
+)
 
 SAMPLE_PARAMS = {
     "data.dataset": "mnist_sample",

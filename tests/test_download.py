@@ -8,10 +8,12 @@ import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from stages import download
+from stages import download, prepare
 from stages.cli import StageError
 from stages.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_LABELS
 from tests.conftest import SAMPLE, QuietHandler, error_line, serving, set_params, stage
@@ -378,3 +380,20 @@ def test_a_bad_timeout_or_delay_is_one_line_before_any_download(in_workspace, va
     )
     assert requests == {}
     assert not (in_workspace / "data").exists()
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_fashion_mnist_comes_from_debians_package_as_params_yaml_says(in_workspace, capsys):
+    set_params(
+        in_workspace / "params.yaml",
+        {"data.dataset": "fashion_mnist", "data.train_size": 60000, "data.test_size": 10000},
+    )
+    download.main()  # the mirrors in the repo's params.yaml: Debian's folder first
+    assert capsys.readouterr().out.count(f"verified, from {FASHION}/") == 4
+    prepare.main()
+    labels = np.load(in_workspace / "data/prepared/train_labels.npy")
+    assert np.bincount(labels).tolist() == [6000] * 10  # Fashion-MNIST's classes are balanced
+    assert len(np.load(in_workspace / "data/prepared/test_labels.npy")) == 10000

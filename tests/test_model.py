@@ -1,5 +1,6 @@
 """The saved model: a normal .keras archive whose bytes depend on the weights, not the clock."""
 
+import dataclasses
 import io
 import json
 import time
@@ -11,9 +12,7 @@ import numpy as np
 import pytest
 
 from stages import model
-from stages.params import ModelParams
-
-TUTORIAL = ModelParams(encoding_dim=36, activation="relu", output_activation="sigmoid")
+from tests.conftest import TUTORIAL
 
 
 @pytest.fixture
@@ -70,3 +69,87 @@ def test_shared_objects_are_numbered_in_order_and_stay_shared():
         "policy": {"shared_object_id": 1, "name": "float32"},
         "layers": [{"shared_object_id": 2}, {"shared_object_id": 1}],
     }
+
+
+KINDS = {
+    "dense": {},
+    "deep": {"kind": "deep", "hidden": (128, 64)},
+    "conv": {"kind": "conv", "filters": (32, 32)},
+    "vae": {"kind": "vae", "hidden": (128, 64)},
+}
+# Weights and biases, layer by layer, as the tutorial's source and keras-io build these kinds.
+PARAMETERS = {
+    "dense": (784 * 36 + 36) + (36 * 784 + 784),
+    "deep": (784 * 128 + 128)
+    + (128 * 64 + 64)
+    + (64 * 36 + 36)
+    + (36 * 64 + 64)
+    + (64 * 128 + 128)
+    + (128 * 784 + 784),
+    "conv": (9 * 32 + 32)  # 3x3 convolutions, 1 then 32 channels in
+    + (9 * 32 * 32 + 32)
+    + (7 * 7 * 32 * 36 + 36)  # the code, from the 7x7x32 block
+    + (36 * 7 * 7 * 32 + 7 * 7 * 32)
+    + 2 * (9 * 32 * 32 + 32)  # the transposed convolutions
+    + (9 * 32 + 1),  # one channel out
+    "vae": (784 * 128 + 128)
+    + (128 * 64 + 64)
+    + 2 * (64 * 36 + 36)  # the mean and the log-variance
+    + (36 * 64 + 64)
+    + (64 * 128 + 128)
+    + (128 * 784 + 784),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_maps_784_values_to_a_code_and_back(kind):
+    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, **KINDS[kind]))
+    assert autoencoder.count_params() == PARAMETERS[kind]
+    assert autoencoder.get_layer("code").output.shape == (None, 36)
+    assert autoencoder.output_shape == (None, 784)
+    # The output activation comes last, so Keras' binary cross-entropy sees its logits.
+    assert autoencoder.layers[-1].name == "reconstruction"
+    assert autoencoder.layers[-1].activation.__name__ == "sigmoid"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_loads_in_safe_mode_and_decodes_its_codes(kind, tmp_path):
+    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, **KINDS[kind]))
+    path = tmp_path / "autoencoder.keras"
+    model.save_autoencoder(autoencoder, path)
+    loaded = model.load_autoencoder(path)
+    images = np.random.default_rng(0).random((4, 784), np.float32)
+    np.testing.assert_allclose(loaded(images), autoencoder(images), rtol=1e-6)
+    codes, reconstructions, _ = model.encode_and_reconstruct(loaded, images)
+    # The decoder is the rest of the model: a VAE decodes its means when not training.
+    np.testing.assert_allclose(model.decoder(loaded)(codes), reconstructions, rtol=1e-5)
+
+
+def test_a_sparse_code_adds_its_l1_penalty_per_image():
+    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, l1=1e-4))
+    images = np.random.default_rng(0).random((8, 784), np.float32)
+    codes, _, _ = model.encode_and_reconstruct(autoencoder, images)
+    autoencoder(images, training=True)
+    [penalty] = autoencoder.losses
+    assert float(penalty) == pytest.approx(1e-4 * np.abs(codes).sum() / len(images), rel=1e-5)
+
+
+def test_a_vae_samples_when_training_and_adds_its_kl_term():
+    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, kind="vae"))
+    images = np.random.default_rng(0).random((8, 784), np.float32)
+    assert not np.array_equal(autoencoder(images, training=True), autoencoder(images))
+    np.testing.assert_array_equal(autoencoder(images), autoencoder(images))
+    _, _, terms = model.encode_and_reconstruct(autoencoder, images)
+    [kl] = autoencoder.losses
+    assert float(kl) == pytest.approx(terms["kl"], rel=1e-5) and terms["kl"] > 0
+
+
+@pytest.mark.parametrize("code_size", [2, 5])
+def test_decoded_samples_are_images_from_a_grid_or_random_codes(code_size):
+    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, encoding_dim=code_size))
+    codes = np.random.default_rng(0).random((50, code_size), np.float32)
+    decoded = model.decode_samples(autoencoder, codes, seed=0)
+    assert decoded.shape == (100, 784) and decoded.min() >= 0 and decoded.max() <= 1
+    np.testing.assert_array_equal(decoded, model.decode_samples(autoencoder, codes, seed=0))
+    if code_size > 2:  # random codes follow the seed; a grid does not need one
+        assert not np.array_equal(decoded, model.decode_samples(autoencoder, codes, seed=1))

@@ -50,8 +50,10 @@ def test_the_largest_sample_sizes_are_allowed(tmp_path):
 
 
 INTEGER_1_784 = "an integer from 1 to 784"
+WIDTHS = "a list of 1 to 8 integers from 1 to 4096"
+CHANNELS = "a list of 1 to 2 integers from 1 to 512"
 NUMBER = "a finite number greater than 0"
-DATASET_NAMES = "mnist, fashion_mnist, mnist_sample"
+DATASET_NAMES = "mnist, fashion_mnist, mnist_sample, fashion_mnist_sample"
 MNIST = {"data.dataset": "mnist", "data.test_size": 10000}
 
 BAD = [
@@ -72,10 +74,10 @@ BAD = [
     ({"train.seed": MISSING}, "train.seed", "is missing", "an integer from 0 to"),
     ({"plot.n_images": MISSING}, "plot.n_images", "is missing", "an integer from 1 to 100"),
     ({"data": MISSING}, "data", "is missing", "keys dataset, mirrors, train_size"),
-    ({"model": MISSING}, "model", "is missing", "keys encoding_dim, activation"),
+    ({"model": MISSING}, "model", "is missing", "keys kind, encoding_dim, hidden, filters"),
     ({"train": MISSING}, "train", "is missing", "keys optimizer, learning_rate"),
     ({"plot": MISSING}, "plot", "is missing", "keys n_images"),
-    ({"model": [36]}, "model", "is [36], not a mapping", "keys encoding_dim"),
+    ({"model": [36]}, "model", "is [36], not a mapping", "keys kind, encoding_dim"),
     ({"model.encoding_dim": 0}, "model.encoding_dim", "is 0", INTEGER_1_784),
     ({"model.encoding_dim": -3}, "model.encoding_dim", "is -3", INTEGER_1_784),
     ({"model.encoding_dim": 785}, "model.encoding_dim", "is 785", INTEGER_1_784),
@@ -113,7 +115,37 @@ BAD = [
     ({"data.dataset": "cifar10"}, "data.dataset", "is 'cifar10'", DATASET_NAMES),
     ({"plot.n_images": 0}, "plot.n_images", "is 0", "an integer from 1 to 100"),
     ({**MNIST, "data.test_size": 5, "plot.n_images": 6}, "plot.n_images", "is 6", "from 1 to 5"),
-    ({"model.dropout": 0.5}, "model.dropout", "is not a known key", "encoding_dim, activation"),
+    ({"model.dropout": 0.5}, "model.dropout", "is not a known key", "kind, encoding_dim, hidden"),
+    ({"model.kind": MISSING}, "model.kind", "is missing", "dense, deep, conv, vae"),
+    ({"model.kind": "cnn"}, "model.kind", "is 'cnn'", "dense, deep, conv, vae"),
+    ({"model.hidden": MISSING}, "model.hidden", "is missing", WIDTHS),
+    ({"model.hidden": []}, "model.hidden", "is []", WIDTHS),
+    ({"model.hidden": [128, 0]}, "model.hidden", "is [128, 0]", WIDTHS),
+    ({"model.hidden": [128, -64]}, "model.hidden", "is [128, -64]", WIDTHS),
+    ({"model.hidden": [64] * 9}, "model.hidden", f"is {[64] * 9}", WIDTHS),
+    ({"model.hidden": [4097]}, "model.hidden", "is [4097]", WIDTHS),
+    ({"model.hidden": [1.5]}, "model.hidden", "is [1.5]", WIDTHS),
+    ({"model.hidden": [True]}, "model.hidden", "is [True]", WIDTHS),
+    ({"model.hidden": 128}, "model.hidden", "is 128", WIDTHS),
+    ({"model.filters": []}, "model.filters", "is []", CHANNELS),
+    ({"model.filters": [32, 32, 32]}, "model.filters", "is [32, 32, 32]", CHANNELS),
+    ({"model.filters": [0]}, "model.filters", "is [0]", CHANNELS),
+    ({"model.l1": -0.001}, "model.l1", "is -0.001", "a number from 0 to 1"),
+    ({"model.l1": math.nan}, "model.l1", "is nan", "a number from 0 to 1"),
+    ({"model.l1": math.inf}, "model.l1", "is inf", "a number from 0 to 1"),
+    ({"model.l1": "sparse"}, "model.l1", "is 'sparse'", "a number from 0 to 1"),
+    ({"model.l1": True}, "model.l1", "is True", "a number from 0 to 1"),
+    (
+        {"model.kind": "vae", "model.l1": 0.0001},
+        "model.l1",
+        "is 0.0001 with model.kind vae",
+        "0 for a vae",
+    ),
+    ({"train.noise_factor": MISSING}, "train.noise_factor", "is missing", "a number from 0 to 1"),
+    ({"train.noise_factor": -0.5}, "train.noise_factor", "is -0.5", "a number from 0 to 1"),
+    ({"train.noise_factor": 1.5}, "train.noise_factor", "is 1.5", "a number from 0 to 1"),
+    ({"train.noise_factor": math.nan}, "train.noise_factor", "is nan", "a number from 0 to 1"),
+    ({"train.noise_factor": -math.inf}, "train.noise_factor", "is -inf", "a number from 0 to 1"),
     ({"data.mirror": []}, "data.mirror", "is not a known key", "dataset, mirrors"),
     ({"data.mirrors": ["http://x/"]}, "data.mirrors", "is ['http://x/']", "a mapping from"),
     ({"data.mirrors": None}, "data.mirrors", "is None", "a mapping from dataset name"),
@@ -227,15 +259,20 @@ VALID = {
     "data.train_size": st.integers(1, 2000),
     "data.test_size": st.integers(1, 500),
     "data.seed": st.integers(0, 2**32 - 1),
+    "model.kind": st.sampled_from(params.KINDS),
     "model.encoding_dim": st.integers(1, 784),
+    "model.hidden": st.lists(st.integers(1, 4096), min_size=1, max_size=8),
+    "model.filters": st.lists(st.integers(1, 512), min_size=1, max_size=2),
     "model.activation": st.sampled_from(params.ACTIVATIONS),
     "model.output_activation": st.sampled_from(params.OUTPUT_ACTIVATIONS),
+    "model.l1": st.one_of(st.just(0), st.floats(0, 1)),
     "train.optimizer": st.sampled_from(params.OPTIMIZERS),
     "train.learning_rate": st.floats(1e-8, 10),
     "train.epochs": st.integers(1, 10_000),
     "train.batch_size": st.integers(1, 65_536),
     "train.shuffle": st.booleans(),
     "train.seed": st.integers(0, 2**32 - 1),
+    "train.noise_factor": st.one_of(st.just(0), st.floats(0, 1)),
     "plot.n_images": st.integers(1, 100),
 }
 # What a user might write instead: a value just outside some key's range or of the wrong kind, or
@@ -243,7 +280,8 @@ VALID = {
 JUNK = st.one_of(
     st.sampled_from(
         [MISSING, None, True, 0, -1, 101, 501, 785, 2001, 10_001, 60_001, 65_537, 2**32]
-        + [-0.5, 1.5, math.inf, math.nan, "1", "yes", "adamm", [], [1], {"a": 1}]
+        + [-0.5, 1.5, math.inf, math.nan, "1", "yes", "adamm", "vae", [], [1], [0], [1] * 9]
+        + [[32, 32, 32], [1.5], {"a": 1}]
     ),
     st.integers(),
     st.floats(),
@@ -253,6 +291,14 @@ JUNK = st.one_of(
 
 def whole(value, low: int, high: int) -> bool:
     return type(value) is int and low <= value <= high
+
+
+def widths(value, most: int, high: int) -> bool:
+    return type(value) is list and 1 <= len(value) <= most and all(whole(v, 1, high) for v in value)
+
+
+def fraction(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and 0 <= value <= 1
 
 
 def is_valid(key: str, drawn: dict) -> bool:
@@ -270,8 +316,19 @@ def is_valid(key: str, drawn: dict) -> bool:
             return dataset is not None and whole(value, 1, dataset.test_count)
         case "data.seed" | "train.seed":
             return whole(value, 0, 2**32 - 1)
+        case "model.kind":
+            return value in params.KINDS
         case "model.encoding_dim":
             return whole(value, 1, 784)
+        case "model.hidden":
+            return widths(value, 8, 4096)
+        case "model.filters":
+            return widths(value, 2, 512)
+        case "model.l1":
+            # A VAE's own KL term regularizes its code: it takes no L1 penalty.
+            return fraction(value) and not (drawn["model.kind"] == "vae" and value > 0)
+        case "train.noise_factor":
+            return fraction(value)
         case "model.activation":
             return value in params.ACTIVATIONS
         case "model.output_activation":
@@ -315,13 +372,16 @@ def test_any_params_document_loads_exactly_or_fails_on_one_line_naming_its_first
         loaded = params.load(path)
         for key, value in drawn.items():
             section, name = key.split(".")
-            assert getattr(getattr(loaded, section), name) == value, key
+            expected = tuple(value) if type(value) is list else value
+            assert getattr(getattr(loaded, section), name) == expected, key
         return
     first = bad[0]
     if first in unknown:
         problem = "is not a known key"
     elif drawn[first] is MISSING:
         problem = "is missing"
+    elif first == "model.l1" and fraction(drawn[first]):  # allowed, but not for a VAE
+        problem = f"is {float(drawn[first])!r} with model.kind vae"
     else:
         problem = f"is {drawn[first]!r}"
     message = load_error(path)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.datasets import DATASETS
+from stages import idx
+from stages.datasets import DATASETS, TEST_IMAGES
 from tests.conftest import (
     REPO,
     SAMPLE,
@@ -34,12 +35,14 @@ OUTPUTS = [
     "reports/train/plots/metrics/eval/loss.tsv",
     "data/predictions/reconstructions.npy",
     "data/predictions/codes.npy",
+    "data/predictions/decoded.npy",
     "reports/metrics.json",
     "reports/figures/reconstructions.png",
     "reports/figures/loss.png",
     "reports/figures/codes_pca.png",
-    "reports/figures/error_per_digit.png",
+    "reports/figures/error_per_class.png",
     "reports/figures/best_and_worst.png",
+    "reports/figures/decoded.png",
 ]
 
 
@@ -112,7 +115,7 @@ def test_figures_decode_with_the_expected_shape(baseline):
     assert matplotlib.image.imread(baseline / "reports/figures/loss.png").shape == (400, 600, 4)
     best_and_worst = matplotlib.image.imread(baseline / "reports/figures/best_and_worst.png")
     assert best_and_worst.shape[0] == round(100 * 4 / 3 * 4)  # best, rebuilt, worst, rebuilt
-    for name in ("codes_pca.png", "error_per_digit.png"):
+    for name in ("codes_pca.png", "error_per_class.png", "decoded.png"):
         assert matplotlib.image.imread(baseline / "reports/figures" / name).std() > 0.05
 
 
@@ -124,6 +127,19 @@ def test_encoding_dim_reruns_train_predict_plot_only(baseline):
     set_params(baseline / "params.yaml", {"model.encoding_dim": 16})
     assert repro(baseline) == ["train", "predict", "plot"]
     assert repro(baseline) == []
+
+
+def test_model_kind_reruns_train_predict_plot_only(baseline):
+    set_params(baseline / "params.yaml", {"model.kind": "deep", "train.epochs": 1})
+    assert repro(baseline) == ["train", "predict", "plot"]
+
+
+def test_the_dataset_reruns_everything_from_download(baseline):
+    set_params(baseline / "params.yaml", {"data.dataset": "fashion_mnist_sample"})
+    assert repro(baseline) == STAGES
+    garments = idx.read(REPO / "tests/data/fashion_mnist_sample" / TEST_IMAGES)
+    prepared = np.load(baseline / "data/prepared/test_images.npy")
+    np.testing.assert_array_equal(prepared, garments.reshape(500, 784) / np.float32(255))
 
 
 def test_stages_restored_from_the_run_cache_are_counted(baseline):
@@ -169,7 +185,8 @@ def test_plots_are_declared_for_dvc_plots(baseline):
         "Loss per epoch",
         "reports/figures/best_and_worst.png",
         "reports/figures/codes_pca.png",
-        "reports/figures/error_per_digit.png",
+        "reports/figures/decoded.png",
+        "reports/figures/error_per_class.png",
         "reports/figures/loss.png",
         "reports/figures/reconstructions.png",
     ]

@@ -1,10 +1,13 @@
-"""The plot stage: codes drawn as near-square grids; it, download and prepare need no TensorFlow."""
+"""The plot stage: its figures for every kind and dataset; it, download and prepare need no
+TensorFlow."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from stages import figures, plot, prepare
 from stages.cli import StageError
+from stages.datasets import DATASETS
 from stages.paths import CODES, RECONSTRUCTIONS
 from tests.conftest import stage_without_tensorflow
 
@@ -68,3 +71,64 @@ def test_missing_predictions_are_a_stage_error_naming_the_file(raw_sample, monke
     with pytest.raises(StageError) as raised:
         plot.main()
     assert str(CODES) in str(raised.value) or str(RECONSTRUCTIONS) in str(raised.value)
+
+
+@pytest.fixture
+def test_set():
+    """Images, labels (each class 10 times), codes and reconstructions, as the stages write them."""
+    rng = np.random.default_rng(0)
+    images = rng.random((100, 784), np.float32)
+    return images, np.repeat(np.arange(10), 10), rng.random((100, 7)), images * 0.9
+
+
+def tick_labels(axis, which="x") -> list[str]:
+    return [label.get_text() for label in getattr(axis, f"get_{which}ticklabels")()]
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_errors_and_codes_are_labelled_by_the_datasets_class_names(test_set, dataset):
+    images, labels, codes, reconstructed = test_set
+    errors = np.mean((images - reconstructed) ** 2, axis=1)
+    classes = DATASETS[dataset].classes
+    bars = figures.error_per_class(errors, labels, DATASETS[dataset])
+    assert tick_labels(bars.axes[0]) == list(classes)
+    assert bars.axes[0].get_xlabel() == ("digit" if dataset == "mnist" else "class")
+    pca = figures.codes_pca(codes, labels, DATASETS[dataset])
+    assert tick_labels(pca.axes[1], "y") == list(classes)  # the colour bar
+    best_and_worst = figures.best_and_worst(
+        images, reconstructed, errors, labels, 5, DATASETS[dataset]
+    )
+    titles = tick_labels(best_and_worst.axes[0])
+    assert all(title.split(": ")[0] in classes for title in titles) and len(titles) == 5
+    plt.close("all")
+
+
+def test_a_denoising_autoencoders_figure_shows_the_noisy_inputs_too(test_set):
+    images, _, codes, reconstructed = test_set
+    plain = figures.reconstructions(images[:4], None, codes[:4], reconstructed[:4])
+    denoising = figures.reconstructions(images[:4], images[:4] / 2, codes[:4], reconstructed[:4])
+    assert [axis.get_ylabel() for axis in plain.axes] == ["original", "code (7)", "reconstruction"]
+    assert [axis.get_ylabel() for axis in denoising.axes] == [
+        "original",
+        "noisy input",
+        "code (7)",
+        "reconstruction",
+    ]
+    plt.close("all")
+
+
+def test_a_vaes_negative_codes_are_drawn_on_a_scale_that_holds_them(test_set):
+    images, _, codes, reconstructed = test_set
+    means = codes - 0.5  # a VAE's codes are means around 0
+    figure = figures.reconstructions(images[:4], None, means[:4], reconstructed[:4])
+    drawn = figure.axes[1].get_images()[0]
+    assert drawn.get_clim() == (0, pytest.approx(means[:4].max() - means[:4].min()))
+    plt.close("all")
+
+
+@pytest.mark.parametrize("code_size, title", [(2, "grid over both code values"), (5, "random")])
+def test_decoded_images_are_drawn_as_a_grid_saying_where_they_came_from(code_size, title):
+    figure = figures.decoded(np.random.default_rng(0).random((100, 784)), code_size)
+    assert title in figure.axes[0].get_title()
+    assert figure.axes[0].get_images()[0].get_array().shape == (10 * 28, 10 * 28 + 9 * 2)
+    plt.close("all")

@@ -12,20 +12,25 @@ import pytest
 
 from stages import model, predict, train
 from stages.cli import StageError
-from stages.params import ModelParams, TrainParams
+from stages.params import TrainParams
 from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
-from tests.conftest import error_line, stage
+from tests.conftest import TUTORIAL, error_line, stage
 
-TUTORIAL = ModelParams(encoding_dim=36, activation="relu", output_activation="sigmoid")
 TRAINING = TrainParams(
-    optimizer="adam", learning_rate=0.001, epochs=1, batch_size=32, shuffle=True, seed=0
+    optimizer="adam",
+    learning_rate=0.001,
+    epochs=1,
+    batch_size=32,
+    shuffle=True,
+    seed=0,
+    noise_factor=0.0,
 )
 
 
 def test_the_scores_are_computed_from_the_models_own_codes_and_reconstructions():
     autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, encoding_dim=3))
     images = np.random.default_rng(0).random((5, 784), dtype=np.float32)
-    codes, reconstructions, metrics = predict.predict_and_score(autoencoder, images)
+    codes, reconstructions, metrics = predict.predict_and_score(autoencoder, images, images)
 
     # The same model by hand, in float64: a relu layer, then a sigmoid layer.
     kernel, bias, output_kernel, output_bias = autoencoder.get_weights()
@@ -54,7 +59,35 @@ def test_the_tutorial_autoencoder_has_57268_parameters():
     autoencoder = model.build_autoencoder(TUTORIAL)
     assert autoencoder.count_params() == 57268  # 784*36 + 36 + 36*784 + 784
     assert autoencoder.output_shape == (None, 784)
-    assert model.with_codes(autoencoder).output_shape == [(None, 36), (None, 784)]
+    codes, reconstructions, terms = model.encode_and_reconstruct(autoencoder, np.zeros((2, 784)))
+    assert (codes.shape, reconstructions.shape, terms) == ((2, 36), (2, 784), {})
+
+
+def test_a_denoising_autoencoder_is_scored_against_the_clean_images():
+    autoencoder = model.build_autoencoder(TUTORIAL)
+    images = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    inputs = np.clip(images + 0.3, 0, 1)
+    _, reconstructions, metrics = predict.predict_and_score(autoencoder, inputs, images)
+    np.testing.assert_allclose(reconstructions, autoencoder(inputs), rtol=1e-6)
+    mse = np.mean((images.astype(np.float64) - reconstructions) ** 2)
+    noisy_mse = np.mean((images.astype(np.float64) - inputs) ** 2)
+    assert metrics["test"]["mse"] == pytest.approx(mse, rel=1e-6)
+    assert metrics["test"]["noisy_psnr"] == pytest.approx(10 * math.log10(1 / noisy_mse))
+
+
+def test_a_vaes_codes_are_its_means_and_its_kl_term_is_scored():
+    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, kind="vae", hidden=(16,)))
+    images = np.random.default_rng(0).random((5, 784), dtype=np.float32)
+    codes, reconstructions, metrics = predict.predict_and_score(autoencoder, images, images)
+    # By hand: a relu layer, then the mean and the log-variance layers.
+    hidden, hidden_bias, mean, mean_bias, log_var, log_var_bias, *_ = autoencoder.get_weights()
+    features = np.maximum(images.astype(np.float64) @ hidden + hidden_bias, 0)
+    means, log_vars = features @ mean + mean_bias, features @ log_var + log_var_bias
+    np.testing.assert_allclose(codes, means, rtol=1e-4, atol=1e-5)
+    kl = -0.5 * np.sum(1 + log_vars - means**2 - np.exp(log_vars), axis=1) / 784
+    assert metrics["test"]["kl"] == pytest.approx(kl.mean(), rel=1e-4)
+    # Decoded from the means, not from samples: the same images every time.
+    np.testing.assert_array_equal(reconstructions, autoencoder(images))
 
 
 def test_a_saved_autoencoder_loads_back(tmp_path):

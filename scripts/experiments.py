@@ -1,0 +1,66 @@
+"""What the sweep and the family share: queue experiments with DVC, run the queue, read results.
+
+Every experiment goes through DVC's own queue (`dvc exp run --queue`, then `dvc exp run
+--run-all --jobs N`, which starts the queue's workers as `dvc queue start` does and waits for
+them), so each stays in `dvc exp show` to compare, apply or push.
+"""
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dvc.api
+
+from stages.files import atomic_path
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+def queue(settings: list[str]) -> list[str]:
+    """Queue `dvc exp run --queue -S ...` with these settings; return the queued names (a
+    comma-separated value queues one experiment per value, as DVC does)."""
+    command = ["dvc", "exp", "run", "--queue"]
+    for setting in settings:
+        command += ["-S", setting]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    names = re.findall(r"Queued experiment '([^']+)'", output)
+    if not names:
+        sys.exit(f"error: dvc queued nothing for {' '.join(command)}:\n{output}")
+    return names
+
+
+def run_queue(jobs: int) -> None:
+    print(f"running the queue with {jobs} workers", flush=True)
+    subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)], check=True)
+
+
+def results(names: list[str]) -> tuple[dict[str, dict], list[str]]:
+    """The `dvc exp show` row of each named experiment that finished, and the names that failed."""
+    shown = {row["Experiment"]: row for row in dvc.api.exp_show() if row.get("Experiment")}
+    finished, failed = {}, []
+    for name in names:
+        row = shown.get(name)
+        if row is None or row.get("State") not in (None, "Success") or row.get("test.bce") is None:
+            failed.append(name)
+        else:
+            finished[name] = row
+    return finished, failed
+
+
+def fail_for(failed: list[str]) -> None:
+    if failed:
+        sys.exit(
+            f"error: these experiments did not finish: {', '.join(failed)} (dvc queue logs NAME)"
+        )
+
+
+def write_csv(rows: list[dict], columns: list[str], path: Path) -> None:
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)

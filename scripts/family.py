@@ -1,0 +1,170 @@
+"""The tutorial's family of autoencoders, one DVC experiment each: a table and one figure.
+
+    python -m scripts.family                                  # every variant, params.yaml's data
+    python -m scripts.family --dataset fashion_mnist --epochs 30
+    python -m scripts.family --variants dense,vae -S data.train_size=10000
+
+Each variant is queued with `dvc exp run --queue` and the queue runs with one worker per CPU core
+(scripts/experiments.py); the results, read back from `dvc exp show`, go to reports/family/:
+family.csv, family.md and reconstructions.png, the same test images reconstructed by every kind.
+"""
+
+import argparse
+import io
+from pathlib import Path
+
+import dvc.api
+import numpy as np
+
+from scripts import experiments
+from stages import figures, noise
+from stages.datasets import DATASETS
+from stages.files import atomic_path
+from stages.paths import RECONSTRUCTIONS, TEST_IMAGES
+
+FAMILY = Path("reports/family")
+SHOWN = 8  # test images in the figure
+# The variants, as settings on top of params.yaml: the tutorial's sparse penalty (10e-5 on the
+# code's activity) and denoising noise (0.5).
+VARIANTS = {
+    "dense": [],
+    "deep": ["model.kind=deep"],
+    "conv": ["model.kind=conv"],
+    "sparse": ["model.l1=0.0001"],
+    "denoising": ["train.noise_factor=0.5"],
+    "denoising-conv": ["model.kind=conv", "train.noise_factor=0.5"],
+    "vae": ["model.kind=vae"],
+}
+COLUMNS = {
+    # column: the `dvc exp show` key it comes from
+    "kind": "model.kind",
+    "parameter_count": "parameter_count",
+    "epochs": "train.epochs",
+    "test_bce": "test.bce",
+    "test_mse": "test.mse",
+    "test_psnr": "test.psnr",
+    "noisy_psnr": "test.noisy_psnr",
+    "kl": "test.kl",
+}
+
+
+def main() -> None:
+    args = parse_args()
+    common = [*args.set]
+    if args.dataset:
+        common.append(f"data.dataset={args.dataset}")
+    if args.epochs:
+        common.append(f"train.epochs={args.epochs}")
+    names = {}
+    for variant in args.variants:
+        [names[variant]] = experiments.queue(VARIANTS[variant] + common)
+    experiments.run_queue(args.jobs)
+    finished, failed = experiments.results(list(names.values()))
+    rows = [
+        {"variant": variant, **{column: row.get(key) for column, key in COLUMNS.items()}}
+        | {"experiment": name}
+        for variant, name in names.items()
+        if (row := finished.get(name))
+    ]
+    FAMILY.mkdir(parents=True, exist_ok=True)
+    experiments.write_csv(rows, ["variant", *COLUMNS, "experiment"], FAMILY / "family.csv")
+    write_markdown(rows, FAMILY / "family.md")
+    if rows:
+        figures.save(side_by_side(rows, finished), FAMILY / "reconstructions.png")
+    print((FAMILY / "family.md").read_text())
+    experiments.fail_for(failed)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        type=variant_names,
+        help=f"comma-separated, from {', '.join(VARIANTS)} (default: all)",
+    )
+    parser.add_argument(
+        "--dataset", choices=sorted(DATASETS), help="data.dataset (default: params.yaml's)"
+    )
+    parser.add_argument("--epochs", type=int, help="train.epochs (default: params.yaml's)")
+    parser.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a params.yaml value for every experiment, as in dvc exp run -S",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=experiments.default_jobs(),
+        help="queue workers (default: one per CPU core)",
+    )
+    return parser.parse_args()
+
+
+def variant_names(text: str) -> list[str]:
+    names = text.split(",")
+    if not names or any(name not in VARIANTS for name in names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: allowed: distinct names from {', '.join(VARIANTS)}"
+        )
+    return names
+
+
+def write_markdown(rows: list[dict], path: Path) -> None:
+    lines = [
+        "| variant | kind | parameters | epochs | test BCE | test MSE | PSNR dB "
+        "| noisy input PSNR dB | KL | experiment |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['variant']} | {row['kind']} | {row['parameter_count']} | {row['epochs']} "
+            f"| {row['test_bce']:.4f} | {row['test_mse']:.5f} | {row['test_psnr']:.2f} "
+            f"| {optional(row['noisy_psnr'], '.2f')} | {optional(row['kl'], '.4f')} "
+            f"| {row['experiment']} |"
+        )
+    with atomic_path(path) as temporary:
+        temporary.write_text("\n".join(lines) + "\n")
+
+
+def optional(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def side_by_side(rows: list[dict], finished: dict[str, dict]):
+    """The first test images, and below them each variant's reconstructions of them (from the
+    noisy ones for a denoising variant, whose inputs get a row of their own)."""
+    first = finished[rows[0]["experiment"]]
+    images = read_array(TEST_IMAGES, rows[0]["experiment"])[:SHOWN]
+    picture_rows = [("original", images)]
+    noisy = [row for row in rows if row["noisy_psnr"] is not None]
+    if noisy:
+        factor = finished[noisy[0]["experiment"]]["train.noise_factor"]
+        picture_rows.append((f"noise {factor}", noise.noisy(images, factor, first["data.seed"])))
+    for row in rows:
+        picture_rows.append(
+            (row["variant"], read_array(RECONSTRUCTIONS, row["experiment"])[:SHOWN])
+        )
+    figure = figures.picture_rows(
+        [
+            (label, [figures.as_picture(image) for image in pictures], 1.0)
+            for label, pictures in picture_rows
+        ]
+    )
+    figure.suptitle("The same test images, reconstructed by every kind", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def read_array(path: Path, experiment: str) -> np.ndarray:
+    """An output of an experiment, from DVC's cache."""
+    return np.load(
+        io.BytesIO(dvc.api.read(str(path), rev=experiment, mode="rb")), allow_pickle=False
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Carve a sample of a real dataset into tests/data: its first 2000 training and 500 test images.
+
+Run once from the repo root, with the folder of the four .gz files and the sample's name:
+    PYTHONPATH=. python tests/data/carve_sample.py ../shared/data/mnist mnist_sample
+    PYTHONPATH=. python tests/data/carve_sample.py \
+        /usr/share/datasets/fashion-mnist fashion_mnist_sample
+"""
+
+import hashlib
+import sys
+from pathlib import Path
+
+from stages import datasets, idx
+
+COUNTS = {
+    datasets.TRAIN_IMAGES: 2000,
+    datasets.TRAIN_LABELS: 2000,
+    datasets.TEST_IMAGES: 500,
+    datasets.TEST_LABELS: 500,
+}
+
+
+def main() -> None:
+    source, sample = Path(sys.argv[1]), Path("tests/data") / sys.argv[2]
+    for name, count in COUNTS.items():
+        idx.write(sample / name, idx.read(source / name)[:count])
+        print(name, hashlib.sha256(idx.gunzip(sample / name)).hexdigest())
+
+
+if __name__ == "__main__":
+    main()

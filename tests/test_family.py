@@ -1,0 +1,91 @@
+"""The family: every kind and variant trained through DVC's queue on the sample (make family)."""
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import dvc.api
+import matplotlib.image
+import pytest
+
+from scripts import family
+from tests.conftest import SAMPLE_PARAMS, copy_repo, git_commit, run, set_params
+
+
+@pytest.fixture(scope="module")
+def family_run(tmp_path_factory) -> Path:
+    """A repo copy on the sample after `python -m scripts.family --epochs 2`: every variant."""
+    repo = copy_repo(tmp_path_factory.mktemp("family"))
+    set_params(repo / "params.yaml", SAMPLE_PARAMS)
+    git_commit(repo, "the family on the sample")
+    try:
+        run([sys.executable, "-m", "scripts.family", "--epochs", "2"], repo)
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    return repo
+
+
+def family_rows(repo: Path) -> dict[str, dict]:
+    with (repo / "reports/family/family.csv").open(newline="") as file:
+        return {row["variant"]: row for row in csv.DictReader(file)}
+
+
+def experiment_file(repo: Path, path: str, experiment: str, mode: str = "r"):
+    with dvc.api.open(path, repo=str(repo), rev=experiment, mode=mode) as file:
+        return file.read()
+
+
+def test_every_variant_gives_finite_metrics(family_run):
+    rows = family_rows(family_run)
+    assert list(rows) == list(family.VARIANTS)
+    for variant, row in rows.items():
+        assert row["epochs"] == "2", variant
+        for column in ("test_bce", "test_mse", "test_psnr"):
+            assert math.isfinite(float(row[column])), (variant, column)
+        assert 0 < float(row["test_bce"]) < math.log(2), variant  # better than a constant 0.5
+    assert [rows[v]["kind"] for v in ("deep", "conv", "vae")] == ["deep", "conv", "vae"]
+    assert rows["sparse"]["kind"] == rows["denoising"]["kind"] == "dense"
+
+
+def test_the_model_owned_terms_appear_where_they_belong(family_run):
+    rows = family_rows(family_run)
+    assert float(rows["vae"]["kl"]) > 0
+    for variant in ("denoising", "denoising-conv"):
+        # The noise costs the input more than the model's output loses: the gain shows.
+        assert float(rows[variant]["test_psnr"]) > float(rows[variant]["noisy_psnr"]), variant
+    for variant in ("dense", "deep", "conv", "sparse", "vae"):
+        assert rows[variant]["noisy_psnr"] == "", variant
+    assert [variant for variant, row in rows.items() if row["kl"]] == ["vae"]
+
+
+def test_every_variants_figures_decode(family_run):
+    for variant, row in family_rows(family_run).items():
+        for name in ("reconstructions", "loss", "codes_pca", "error_per_class", "decoded"):
+            data = experiment_file(
+                family_run, f"reports/figures/{name}.png", row["experiment"], "rb"
+            )
+            picture = matplotlib.image.imread(io.BytesIO(data))
+            assert picture.ndim == 3 and picture.std() > 0.02, (variant, name)
+        metrics = json.loads(experiment_file(family_run, "reports/metrics.json", row["experiment"]))
+        assert metrics["test"]["bce"] == pytest.approx(float(row["test_bce"]))
+
+
+def test_the_family_figure_shows_every_variant_and_the_noisy_inputs(family_run):
+    picture = matplotlib.image.imread(family_run / "reports/family/reconstructions.png")
+    rows = 1 + 1 + len(family.VARIANTS)  # originals, noisy inputs, one row per variant
+    assert picture.shape[0] == round(100 * 4 / 3 * rows)
+    markdown = (family_run / "reports/family/family.md").read_text()
+    for variant in family.VARIANTS:
+        assert f"| {variant} |" in markdown
+
+
+def test_an_unknown_variant_is_one_line_before_anything_is_queued(family_run):
+    result = run(
+        [sys.executable, "-m", "scripts.family", "--variants", "dense,gan"], family_run, check=False
+    )
+    assert result.returncode == 2
+    assert "allowed: distinct names from dense, deep, conv" in result.stderr
+    assert "Queued" not in result.stdout
