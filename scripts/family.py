@@ -1,12 +1,13 @@
 """The tutorial's family of autoencoders, one DVC experiment each: a table and one figure.
 
     python -m scripts.family                                  # every variant, params.yaml's data
-    python -m scripts.family --dataset fashion_mnist --epochs 30
+    python -m scripts.family --dataset fashion_mnist --epochs 30,conv=5,denoising-conv=5
     python -m scripts.family --variants dense,vae -S data.train_size=10000
 
 Each variant is queued with `dvc exp run --queue` and the queue runs with one worker per CPU core
-(scripts/experiments.py); the results, read back from `dvc exp show`, go to reports/family/:
-family.csv, family.md and reconstructions.png, the same test images reconstructed by every kind.
+(scripts/experiments.py); the results, read back from `dvc exp show`, go to
+reports/family/DATASET/: family.csv, family.md and reconstructions.png, the same test images
+reconstructed by every kind.
 """
 
 import argparse
@@ -17,7 +18,7 @@ import dvc.api
 import numpy as np
 
 from scripts import experiments
-from stages import figures, noise
+from stages import figures, noise, params
 from stages.datasets import DATASETS
 from stages.files import atomic_path
 from stages.paths import RECONSTRUCTIONS, TEST_IMAGES
@@ -53,11 +54,11 @@ def main() -> None:
     common = [*args.set]
     if args.dataset:
         common.append(f"data.dataset={args.dataset}")
-    if args.epochs:
-        common.append(f"train.epochs={args.epochs}")
     names = {}
     for variant in args.variants:
-        [names[variant]] = experiments.queue(VARIANTS[variant] + common)
+        epochs = args.epochs.get(variant, args.epochs.get("all"))
+        settings = [f"train.epochs={epochs}"] if epochs else []
+        [names[variant]] = experiments.queue(VARIANTS[variant] + common + settings)
     experiments.run_queue(args.jobs)
     finished, failed = experiments.results(list(names.values()))
     rows = [
@@ -66,12 +67,14 @@ def main() -> None:
         for variant, name in names.items()
         if (row := finished.get(name))
     ]
-    FAMILY.mkdir(parents=True, exist_ok=True)
-    experiments.write_csv(rows, ["variant", *COLUMNS, "experiment"], FAMILY / "family.csv")
-    write_markdown(rows, FAMILY / "family.md")
+    dataset = args.dataset or params.load().data.dataset
+    folder = FAMILY / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    experiments.write_csv(rows, ["variant", *COLUMNS, "experiment"], folder / "family.csv")
+    write_markdown(rows, folder / "family.md")
     if rows:
-        figures.save(side_by_side(rows, finished), FAMILY / "reconstructions.png")
-    print((FAMILY / "family.md").read_text())
+        figures.save(side_by_side(rows, finished, dataset), folder / "reconstructions.png")
+    print((folder / "family.md").read_text())
     experiments.fail_for(failed)
 
 
@@ -86,7 +89,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--dataset", choices=sorted(DATASETS), help="data.dataset (default: params.yaml's)"
     )
-    parser.add_argument("--epochs", type=int, help="train.epochs (default: params.yaml's)")
+    parser.add_argument(
+        "--epochs",
+        type=epochs_by_variant,
+        default={},
+        help="train.epochs for all, and for some variants: 15,conv=5 (default: params.yaml's)",
+    )
     parser.add_argument(
         "-S",
         "--set",
@@ -113,6 +121,19 @@ def variant_names(text: str) -> list[str]:
     return names
 
 
+def epochs_by_variant(text: str) -> dict[str, int]:
+    """'15,conv=5' -> {"all": 15, "conv": 5}."""
+    epochs = {}
+    for item in text.split(","):
+        name, _, count = item.rpartition("=")
+        if (name and name not in VARIANTS) or not count.isdigit() or int(count) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: allowed: a number of epochs, then VARIANT=EPOCHS for some variants"
+            )
+        epochs[name or "all"] = int(count)
+    return epochs
+
+
 def write_markdown(rows: list[dict], path: Path) -> None:
     lines = [
         "| variant | kind | parameters | epochs | test BCE | test MSE | PSNR dB "
@@ -134,7 +155,7 @@ def optional(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def side_by_side(rows: list[dict], finished: dict[str, dict]):
+def side_by_side(rows: list[dict], finished: dict[str, dict], dataset: str):
     """The first test images, and below them each variant's reconstructions of them (from the
     noisy ones for a denoising variant, whose inputs get a row of their own)."""
     first = finished[rows[0]["experiment"]]
@@ -154,7 +175,7 @@ def side_by_side(rows: list[dict], finished: dict[str, dict]):
             for label, pictures in picture_rows
         ]
     )
-    figure.suptitle("The same test images, reconstructed by every kind", fontsize=10)
+    figure.suptitle(f"The same {dataset} test images, reconstructed by every kind", fontsize=10)
     figure.tight_layout()
     return figure
 

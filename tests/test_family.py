@@ -29,7 +29,7 @@ def family_run(tmp_path_factory) -> Path:
 
 
 def family_rows(repo: Path) -> dict[str, dict]:
-    with (repo / "reports/family/family.csv").open(newline="") as file:
+    with (repo / "reports/family/mnist_sample/family.csv").open(newline="") as file:
         return {row["variant"]: row for row in csv.DictReader(file)}
 
 
@@ -74,10 +74,12 @@ def test_every_variants_figures_decode(family_run):
 
 
 def test_the_family_figure_shows_every_variant_and_the_noisy_inputs(family_run):
-    picture = matplotlib.image.imread(family_run / "reports/family/reconstructions.png")
+    picture = matplotlib.image.imread(
+        family_run / "reports/family/mnist_sample/reconstructions.png"
+    )
     rows = 1 + 1 + len(family.VARIANTS)  # originals, noisy inputs, one row per variant
     assert picture.shape[0] == round(100 * 4 / 3 * rows)
-    markdown = (family_run / "reports/family/family.md").read_text()
+    markdown = (family_run / "reports/family/mnist_sample/family.md").read_text()
     for variant in family.VARIANTS:
         assert f"| {variant} |" in markdown
 
