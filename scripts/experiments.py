@@ -41,7 +41,12 @@ def run_queue(jobs: int) -> None:
 
 def results(names: list[str]) -> tuple[dict[str, dict], list[str]]:
     """The `dvc exp show` row of each named experiment that finished, and the names that failed."""
-    shown = {row["Experiment"]: row for row in dvc.api.exp_show() if row.get("Experiment")}
+    # exp_show gives a metric an experiment does not have as the text "None".
+    shown = {
+        row["Experiment"]: {key: None if value == "None" else value for key, value in row.items()}
+        for row in dvc.api.exp_show()
+        if row.get("Experiment")
+    }
     finished, failed = {}, []
     for name in names:
         row = shown.get(name)

@@ -67,6 +67,8 @@ def main() -> None:
         for variant, name in names.items()
         if (row := finished.get(name))
     ]
+    for row in rows:  # exp_show gives every number as a float
+        row["parameter_count"], row["epochs"] = int(row["parameter_count"]), int(row["epochs"])
     dataset = args.dataset or params.load().data.dataset
     folder = FAMILY / dataset
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,7 +166,9 @@ def side_by_side(rows: list[dict], finished: dict[str, dict], dataset: str):
     noisy = [row for row in rows if row["noisy_psnr"] is not None]
     if noisy:
         factor = finished[noisy[0]["experiment"]]["train.noise_factor"]
-        picture_rows.append((f"noise {factor}", noise.noisy(images, factor, first["data.seed"])))
+        picture_rows.append(
+            (f"noise {factor}", noise.noisy(images, factor, int(first["data.seed"])))
+        )
     for row in rows:
         picture_rows.append(
             (row["variant"], read_array(RECONSTRUCTIONS, row["experiment"])[:SHOWN])

@@ -28,7 +28,7 @@ def git_status(repo) -> str:
 
 def test_dvc_repro_f_gives_the_same_bytes_and_nothing_to_commit(sample_repo):
     first = snapshot(sample_repo)
-    assert len(first) == 2 + 2 + 5 + 4 + 2 + 1, sorted(first)
+    assert len(first) == 2 + 2 + 6 + 4 + 3 + 1, sorted(first)
     output = run(["dvc", "repro", "-f"], sample_repo).stdout
     assert "Running stage 'train'" in output and "Running stage 'predict'" in output
     again = snapshot(sample_repo)
