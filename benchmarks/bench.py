@@ -37,6 +37,16 @@ ENV = {
 
 # The tutorial (Keras blog, "Building Autoencoders in Keras"), with Adam as the project's default,
 # and a callback that only records each epoch's seconds and the final val_loss.
+# Both timed scripts record each epoch's seconds with this callback.
+EPOCH_SECONDS = textwrap.dedent("""
+    class EpochSeconds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.start)
+    seconds = []
+""")
+
 TUTORIAL = textwrap.dedent("""
     import gzip, json, sys, time
     import numpy as np
@@ -67,19 +77,13 @@ TUTORIAL = textwrap.dedent("""
     x_train = x_train.reshape((len(x_train), np.prod(x_train.shape[1:])))
     x_test = x_test.reshape((len(x_test), np.prod(x_test.shape[1:])))
 
-    class EpochSeconds(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.start)
-    seconds = []
-
+    {EPOCH_SECONDS}
     history = autoencoder.fit(x_train, x_train, epochs=15, batch_size=256, shuffle=True,
                               validation_data=(x_test, x_test), callbacks=[EpochSeconds()])
     encoded_imgs = encoder.predict(x_test)
     decoded_imgs = decoder.predict(encoded_imgs)
     print(json.dumps({"epoch_seconds": seconds, "val_loss": history.history["val_loss"][-1]}))
-""")
+""").replace("{EPOCH_SECONDS}", EPOCH_SECONDS)
 
 
 # Plain Keras for any kind: the project's model as params.yaml builds it (build_autoencoder),
@@ -101,18 +105,12 @@ KIND_FIT = textwrap.dedent("""
     autoencoder = model.build_autoencoder(config.model)
     autoencoder.compile(optimizer="adam", loss="binary_crossentropy")
 
-    class EpochSeconds(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-        def on_epoch_end(self, epoch, logs=None):
-            seconds.append(time.perf_counter() - self.start)
-    seconds = []
-
+    {EPOCH_SECONDS}
     history = autoencoder.fit(inputs, x_train, epochs=config.train.epochs, batch_size=256,
                               shuffle=True, validation_data=(test_inputs, x_test),
                               callbacks=[EpochSeconds()], verbose=0)
     print(json.dumps({"epoch_seconds": seconds, "val_loss": history.history["val_loss"][-1]}))
-""")
+""").replace("{EPOCH_SECONDS}", EPOCH_SECONDS)
 
 
 def measure(command: list[str], cwd: Path, env: dict | None = None) -> dict:

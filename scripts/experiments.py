@@ -5,6 +5,7 @@ Every experiment goes through DVC's own queue (`dvc exp run --queue`, then `dvc 
 them), so each stays in `dvc exp show` to compare, apply or push.
 """
 
+import argparse
 import csv
 import os
 import re
@@ -17,8 +18,22 @@ import dvc.api
 from stages.files import atomic_path
 
 
-def default_jobs() -> int:
-    return os.cpu_count() or 1
+def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
+    """-S KEY=VALUE for every experiment, and --jobs, the queue's workers."""
+    parser.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a params.yaml value for every experiment, as in dvc exp run -S",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="queue workers (default: one per CPU core)",
+    )
 
 
 def queue(settings: list[str]) -> list[str]:

@@ -97,20 +97,7 @@ def parse_args() -> argparse.Namespace:
         default={},
         help="train.epochs for all, and for some variants: 15,conv=5 (default: params.yaml's)",
     )
-    parser.add_argument(
-        "-S",
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a params.yaml value for every experiment, as in dvc exp run -S",
-    )
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=experiments.default_jobs(),
-        help="queue workers (default: one per CPU core)",
-    )
+    experiments.add_queue_arguments(parser)
     return parser.parse_args()
 
 

@@ -57,20 +57,7 @@ def parse_args() -> argparse.Namespace:
         type=encoding_dims,
         help=f"comma-separated encoding_dim values (default {DEFAULT_DIMS})",
     )
-    parser.add_argument(
-        "-S",
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a params.yaml value for every experiment, as in dvc exp run -S",
-    )
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=experiments.default_jobs(),
-        help="queue workers (default: one per CPU core)",
-    )
+    experiments.add_queue_arguments(parser)
     return parser.parse_args()
 
 

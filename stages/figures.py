@@ -97,9 +97,9 @@ def decoded(images: np.ndarray, code_size: int) -> plt.Figure:
     """Images the decoder made from codes it was never given (stages/model.py: decode_samples)."""
     side = math.isqrt(len(images))
     pictures = [as_picture(image) for image in images]
-    grid = np.vstack(
-        [side_by_side(pictures[row * side : (row + 1) * side])[0] for row in range(side)]
-    )
+    rows = [side_by_side(pictures[row * side : (row + 1) * side])[0] for row in range(side)]
+    # The rows turned on their side: the same blank gaps between them as between columns.
+    grid = side_by_side([row.T for row in rows])[0].T
     figure, axis = plt.subplots(figsize=(7, 7))
     axis.imshow(grid, cmap=GREY, vmin=0, vmax=1)
     axis.set_axis_off()

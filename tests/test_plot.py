@@ -130,5 +130,5 @@ def test_a_vaes_negative_codes_are_drawn_on_a_scale_that_holds_them(test_set):
 def test_decoded_images_are_drawn_as_a_grid_saying_where_they_came_from(code_size, title):
     figure = figures.decoded(np.random.default_rng(0).random((100, 784)), code_size)
     assert title in figure.axes[0].get_title()
-    assert figure.axes[0].get_images()[0].get_array().shape == (10 * 28, 10 * 28 + 9 * 2)
+    assert figure.axes[0].get_images()[0].get_array().shape == (10 * 28 + 9 * 2,) * 2
     plt.close("all")
