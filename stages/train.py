@@ -20,7 +20,9 @@ def main() -> None:
     train_images = load_npy(TRAIN_IMAGES, mmap_mode="c")
     test_images = load_npy(TEST_IMAGES, mmap_mode="c")
 
-    # What validation feeds the model: the test images, with their own noise for a denoising one.
+    # What the model gets: the images, or for a denoising autoencoder the images with seeded noise
+    # (the test images with their own), to give back clean.
+    inputs = noise.noisy(train_images, config.train.noise_factor, config.train.seed)
     test_inputs = noise.noisy(test_images, config.train.noise_factor, config.data.seed)
 
     model.seed_everything(config.train.seed)
@@ -31,7 +33,9 @@ def main() -> None:
     with atomic_folder(TRAIN_REPORTS) as reports:
         # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
         live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
-        epochs = training.fit(autoencoder, train_images, test_inputs, test_images, config.train)
+        epochs = training.fit(
+            autoencoder, config.train, inputs, train_images, test_inputs, test_images
+        )
         started = time.perf_counter()
         for epoch, (loss, val_loss) in enumerate(epochs, start=1):
             seconds, started = time.perf_counter() - started, time.perf_counter()

@@ -6,8 +6,7 @@ where they already are in memory, compiled once: by XLA, several times faster on
 convolutional models (see compiles_well_with_xla).
 It is fit()'s arithmetic for any of the models: the same batches (the last one shorter), binary
 cross-entropy plus the model's own losses (an L1 penalty, a VAE's KL term), the same optimizer
-and seeds. For the denoising autoencoder, each batch gets fresh seeded noise; the clean images
-stay the targets. tests/test_training.py checks the losses against fit()'s, kind by kind.
+and seeds. tests/test_training.py checks the losses against fit()'s, kind by kind.
 """
 
 from collections.abc import Iterator
@@ -26,19 +25,20 @@ def make_optimizer(train: TrainParams) -> keras.optimizers.Optimizer:
 
 
 def fit(
-    autoencoder: keras.Model, train_images, test_inputs, test_images, train: TrainParams
+    autoencoder: keras.Model, train: TrainParams, inputs, images, test_inputs, test_images
 ) -> Iterator[tuple[float, float]]:
-    """Train the autoencoder to reproduce its input; yield each epoch's (loss, val_loss).
+    """Train the autoencoder to give back `images` from `inputs`; yield each epoch's (loss,
+    val_loss), validated on `test_inputs` against `test_images`.
 
-    `test_inputs` are what the model gets for validation (the test images, noisy for a denoising
-    autoencoder), `test_images` what it should give back.
+    The inputs are the images themselves, or for a denoising autoencoder the images with noise
+    (stages/noise.py): noised once, as the tutorial does, and the same arrays fit() would get.
     """
-    images = as_tensor(train_images)
+    inputs, images = as_tensor(inputs), as_tensor(images)
     test_inputs, test_images = as_tensor(test_inputs), as_tensor(test_images)
     weights = autoencoder.trainable_variables
     optimizer = make_optimizer(train)
     optimizer.build(weights)
-    n_images = len(train_images)
+    n_images = images.shape[0]
     batch_size = min(train.batch_size, n_images)  # as fit(): one batch of them all, if fewer
     full_batches, last_batch = divmod(n_images, batch_size)
 
@@ -48,36 +48,29 @@ def fit(
         bce = tf.reduce_mean(keras.losses.binary_crossentropy(targets, reconstructions))
         return bce + sum(autoencoder.losses)  # read right after the call that made them
 
-    def step(batch, noise_seed):
-        targets = tf.gather(images, batch)
-        inputs = with_noise(targets, train.noise_factor, noise_seed)
+    def step(batch):
         with tf.GradientTape() as tape:
-            loss = loss_of(inputs, targets, training=True)
+            loss = loss_of(tf.gather(inputs, batch), tf.gather(images, batch), training=True)
         optimizer.apply(tape.gradient(loss, weights), weights)
         return loss * batch.shape[0]  # weighted by its images, as fit() averages an epoch
 
     # The loop is a tf.while_loop already: no AutoGraph rewriting needed (0.2 s less tracing).
     @tf.function(jit_compile=compiles_well_with_xla(autoencoder), autograph=False)
-    def epoch(order, number):
+    def epoch(order):
         batches = tf.reshape(order[: full_batches * batch_size], (full_batches, batch_size))
-        # Fresh noise for every step of every epoch, from train.seed.
-        steps = number * (full_batches + 1) + tf.range(full_batches + 1, dtype=tf.int64)
-        seeds = tf.stack([tf.fill(tf.shape(steps), tf.constant(train.seed, tf.int64)), steps], 1)
-
-        def body(i, loss_sum):
-            return i + 1, loss_sum + step(batches[i], seeds[i])
-
         _, loss_sum = tf.while_loop(
-            lambda i, _: i < full_batches, body, (tf.constant(0), tf.constant(0.0))
+            lambda i, _: i < full_batches,
+            lambda i, loss_sum: (i + 1, loss_sum + step(batches[i])),
+            (tf.constant(0), tf.constant(0.0)),
         )
         if last_batch:  # fit()'s shorter last batch, a step of its own size
-            loss_sum += step(order[full_batches * batch_size :], seeds[full_batches])
+            loss_sum += step(order[full_batches * batch_size :])
         return loss_sum / n_images, loss_of(test_inputs, test_images, training=False)
 
     order = np.random.default_rng(train.seed)
-    for number in range(train.epochs):
+    for _ in range(train.epochs):
         indices = order.permutation(n_images) if train.shuffle else np.arange(n_images)
-        loss, val_loss = epoch(indices.astype(np.int32), np.int64(number))
+        loss, val_loss = epoch(indices.astype(np.int32))
         yield float(loss), float(val_loss)
 
 
@@ -88,14 +81,6 @@ def compiles_well_with_xla(autoencoder: keras.Model) -> bool:
     convolutions is one TensorFlow graph instead: the same loop, without XLA."""
     convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
     return not any(isinstance(layer, convolutions) for layer in autoencoder.layers)
-
-
-def with_noise(images, noise_factor: float, seed):
-    """The images with Gaussian noise of standard deviation noise_factor, clipped to [0, 1]."""
-    if not noise_factor:
-        return images
-    noise = tf.random.stateless_normal(tf.shape(images), seed=seed)
-    return tf.clip_by_value(images + noise_factor * noise, 0.0, 1.0)
 
 
 def as_tensor(images: np.ndarray) -> tf.Tensor:
