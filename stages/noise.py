@@ -1,6 +1,7 @@
-"""The denoising autoencoder's test inputs: the test images with seeded Gaussian noise.
+"""The denoising autoencoder's noisy inputs: images with seeded Gaussian noise.
 
-NumPy only: train (for its validation loss), predict and plot all make the same noisy images.
+NumPy only: train noises its training images once (train.seed) and, like predict and plot, makes
+the same noisy test images (data.seed).
 """
 
 import numpy as np
