@@ -13,6 +13,8 @@ from stages.paths import PARAMS
 
 # The valid values of every key, in one place.
 KINDS = ("dense", "deep", "conv", "vae")  # stages/model.py builds each
+# auto: one device; mirrored: one machine's GPUs (or logical CPUs); multi_worker: TF_CONFIG's
+STRATEGIES = ("auto", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adadelta", "sgd", "rmsprop", "adagrad", "adamw", "nadam")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "swish", "softplus")
 OUTPUT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")  # binary cross-entropy needs outputs in [0, 1]
@@ -25,6 +27,7 @@ MAX_SEED = 2**32 - 1
 MAX_EPOCHS = 10_000
 MAX_BATCH_SIZE = 65_536
 MAX_IMAGES_SHOWN = 100
+MAX_DEVICES = 64
 
 
 class _Loader(yaml.SafeLoader):
@@ -71,6 +74,8 @@ class TrainParams:
     shuffle: bool
     seed: int
     noise_factor: float
+    strategy: str
+    devices: int
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,8 @@ def load(path: Path = PARAMS) -> Params:
             shuffle=check.boolean("train", "shuffle"),
             seed=check.integer("train", "seed", 0, MAX_SEED),
             noise_factor=check.number("train", "noise_factor", 0, 1),
+            strategy=check.choice("train", "strategy", STRATEGIES),
+            devices=check.integer("train", "devices", 1, MAX_DEVICES),
         ),
         plot=PlotParams(
             n_images=check.integer("plot", "n_images", 1, min(MAX_IMAGES_SHOWN, data.test_size)),
