@@ -18,7 +18,9 @@ from stages.cli import StageError
 
 VARIABLE = "TF_CONFIG"
 TASK_TYPES = ("chief", "worker")  # the tasks of MultiWorkerMirroredStrategy
-EXAMPLE = '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+EXAMPLE = (
+    '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+)
 
 
 @dataclass(frozen=True)
@@ -68,18 +70,18 @@ def from_environment(strategy: str) -> Cluster:
         )
     ):
         raise fail(
-            f'has cluster {json.dumps(tasks)}',
+            f"has cluster {json.dumps(tasks)}",
             f'"cluster": a mapping of {" and ".join(TASK_TYPES)} to lists of "host:port"',
         )
     if not isinstance(task, dict):
-        raise fail(f'has task {json.dumps(task)}', '"task": {"type": ..., "index": ...}')
+        raise fail(f"has task {json.dumps(task)}", '"task": {"type": ..., "index": ...}')
     task_type, index = task.get("type"), task.get("index")
     if task_type not in tasks:
-        raise fail(f'has task type {json.dumps(task_type)}', " or ".join(map(json.dumps, tasks)))
+        raise fail(f"has task type {json.dumps(task_type)}", " or ".join(map(json.dumps, tasks)))
     count = len(tasks[task_type])
     if type(index) is not int or not 0 <= index < count:
         raise fail(
-            f'has task index {json.dumps(index)}',
+            f"has task index {json.dumps(index)}",
             f"an integer from 0 to {count - 1}, this task's place in cluster.{task_type}",
         )
     return Cluster(tasks=tasks, task_type=task_type, task_index=index)
