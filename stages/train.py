@@ -18,6 +18,7 @@ def main() -> None:
     from stages import model, training
 
     strategy = training.make_strategy(config.train)
+    print(f"Training on {training.describe(strategy)}", flush=True)
 
     # Memory-mapped (copy-on-write, so nothing reaches the files): training reads them in place.
     train_images = load_npy(TRAIN_IMAGES, mmap_mode="c")

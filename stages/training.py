@@ -52,6 +52,21 @@ def make_strategy(train: TrainParams) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def describe(strategy: tf.distribute.Strategy) -> str:
+    """The devices a strategy trains on, as `train` prints them: "CPU:0 and CPU:1 (...)"."""
+    if not is_distributed(strategy):
+        gpus = tf.config.list_logical_devices("GPU")
+        return (gpus or tf.config.list_logical_devices("CPU"))[0].name.split("device:")[-1]
+    devices = [name.split("device:")[-1] for name in strategy.extended.worker_devices]
+    # TensorFlow's own class for the multi-worker one is CollectiveAllReduceStrategy.
+    name = (
+        "MultiWorkerMirroredStrategy"
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        else type(strategy).__name__
+    )
+    return f"{' and '.join(devices)} ({name}, replicas in all: {strategy.num_replicas_in_sync})"
+
+
 def fit(
     autoencoder: keras.Model,
     train: TrainParams,
@@ -76,11 +91,10 @@ def fit(
     with strategy.scope():
         optimizer = make_optimizer(train)
         optimizer.build(weights)
-        distributed = tf.distribute.has_strategy()  # anything but the default, one device
     n_images = images.shape[0]
     batch_size = min(train.batch_size, n_images)  # as fit(): one batch of them all, if fewer
     full_batches, last_batch = divmod(n_images, batch_size)
-    check_batches_fill_replicas(batch_size, last_batch, strategy.num_replicas_in_sync)
+    check_batches_fill_replicas(n_images, batch_size, strategy.num_replicas_in_sync)
 
     def loss_of(inputs, targets, training: bool):
         """fit()'s loss: mean binary cross-entropy, plus the losses the call added to the model."""
@@ -110,7 +124,8 @@ def fit(
     # The loop is a tf.while_loop already: no AutoGraph rewriting needed (0.2 s less tracing).
     # XLA compiles for one device, so a strategy's replicas run as a TensorFlow graph.
     @tf.function(
-        jit_compile=compiles_well_with_xla(autoencoder) and not distributed, autograph=False
+        jit_compile=compiles_well_with_xla(autoencoder) and not is_distributed(strategy),
+        autograph=False,
     )
     def epoch(order):
         batches = tf.reshape(order[: full_batches * batch_size], (full_batches, batch_size))
@@ -130,14 +145,25 @@ def fit(
         yield float(loss), float(val_loss)
 
 
-def check_batches_fill_replicas(batch_size: int, last_batch: int, replicas: int) -> None:
+def is_distributed(strategy: tf.distribute.Strategy) -> bool:
+    """Anything but TensorFlow's default strategy, one device."""
+    with strategy.scope():
+        return tf.distribute.has_strategy()
+
+
+def check_batches_fill_replicas(n_images: int, batch_size: int, replicas: int) -> None:
     """Every replica needs an image of every batch: a mean over none would be nan."""
-    smallest = min(batch_size, last_batch or batch_size)
-    if smallest < replicas:
-        which = "train.batch_size" if smallest == batch_size else "the last batch"
+    if batch_size < replicas:
         raise StageError(
-            f"{which} has {smallest} image(s) for {replicas} replicas; allowed: at least one "
-            f"image per replica (change train.batch_size {batch_size} or data.train_size)"
+            f"train.batch_size is {batch_size} for {replicas} replicas; allowed: at least "
+            f"{replicas}, an image per replica"
+        )
+    last_batch = n_images % batch_size
+    if 0 < last_batch < replicas:
+        raise StageError(
+            f"train.batch_size {batch_size} leaves a last batch of {last_batch} of the {n_images} "
+            f"images for {replicas} replicas; allowed: a batch size leaving none or at least "
+            f"{replicas}"
         )
 
 

@@ -1,0 +1,216 @@
+"""train.strategy for real: mirrored on two logical CPU devices, and two workers on 127.0.0.1 (the
+chief under `dvc repro`, the other as `python -m stages.train`), against the one-device run."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stages import cluster
+from stages.cli import StageError
+from stages.paths import METRICS, TRAIN_CURVES
+from tests.conftest import (
+    SAMPLE_PARAMS,
+    TIMEOUT_SECONDS,
+    copy_repo,
+    error_line,
+    git_commit,
+    ran_or_restored,
+    run,
+    set_params,
+    stage,
+    stage_without_tensorflow,
+    started,
+)
+
+# How far a run on several replicas may drift from the one-device run: the same steps, with each
+# batch's gradients summed from parts in another order. Measured: 1e-7; a wrong split (a replica
+# training on the whole batch, a gradient counted twice) moves the losses by over 1e-3.
+TOLERANCE = 1e-5
+
+
+def losses(repo: Path, revision: str | None = None) -> dict[str, list[float]]:
+    """Each epoch's train and eval loss, as DVCLive wrote them, in the workspace or a commit."""
+    curves = {}
+    for name in ("train", "eval"):
+        path = TRAIN_CURVES / name / "loss.tsv"
+        if revision:
+            text = run(["git", "show", f"{revision}:{path}"], repo).stdout
+        else:
+            text = (repo / path).read_text()
+        curves[name] = [float(line.split("\t")[1]) for line in text.splitlines()[1:]]
+    return curves
+
+
+def test_mirrored_on_two_logical_cpus_matches_the_one_device_run(sample_repo):
+    set_params(sample_repo / "params.yaml", {"train.strategy": "mirrored", "train.devices": 2})
+    output = run(["dvc", "repro", "train"], sample_repo).stdout
+    assert "Training on CPU:0 and CPU:1 (MirroredStrategy, replicas in all: 2)" in output
+    assert ran_or_restored(output) == ["train"]
+
+    mirrored, single = losses(sample_repo), losses(sample_repo, "HEAD")
+    assert len(mirrored["train"]) == SAMPLE_PARAMS["train.epochs"]
+    for name in ("train", "eval"):
+        assert mirrored[name] == pytest.approx(single[name], abs=TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"train.batch_size": 2},
+            "train.batch_size is 2 for 3 replicas; allowed: at least 3, an image per replica",
+        ),
+        (
+            {"train.batch_size": 999},  # 2000 = 2 x 999 + 2
+            "train.batch_size 999 leaves a last batch of 2 of the 2000 images for 3 replicas; "
+            "allowed: a batch size leaving none or at least 3",
+        ),
+    ],
+)
+def test_a_batch_without_an_image_per_replica_is_one_line_and_writes_nothing(
+    sample_repo, changes, message
+):
+    three_replicas = {"train.strategy": "mirrored", "train.devices": 3}
+    set_params(sample_repo / "params.yaml", {**three_replicas, **changes})
+    result = stage("train", sample_repo)
+    assert result.returncode == 1
+    assert error_line(result.stderr) == f"error: {message}"
+    assert run(["git", "status", "--porcelain"], sample_repo).stdout == " M params.yaml\n"
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def tf_config(addresses: list[str], index: int) -> dict[str, str]:
+    config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+    return {"TF_CONFIG": json.dumps(config)}
+
+
+def files(root: Path) -> dict[str, bytes]:
+    """Every file of a workspace but git's own and Python's bytecode (both ignored by git)."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".git" not in path.parts and "__pycache__" not in path.parts
+    }
+
+
+@pytest.fixture
+def two_workspaces(sample_run, tmp_path) -> tuple[Path, Path]:
+    """The sample project set to multi_worker, committed, in two workspaces: the chief's (a
+    fresh copy) and the other worker's (with the prepared data its `dvc repro prepare` made)."""
+    workspaces = []
+    for name in ("chief", "worker"):
+        repo = copy_repo(tmp_path / name)
+        set_params(repo / "params.yaml", {**SAMPLE_PARAMS, "train.strategy": "multi_worker"})
+        git_commit(repo, "Train on two workers")
+        workspaces.append(repo)
+    run(["dvc", "repro", "prepare"], workspaces[1])
+    return workspaces[0], workspaces[1]
+
+
+def test_two_workers_train_as_one_and_only_the_chief_writes(two_workspaces, sample_run):
+    chief, worker = two_workspaces
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    before = files(worker)
+    command = [sys.executable, "-m", "stages.train"]
+    with started(
+        command, worker, tf_config(addresses, 1), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as other:
+        output = run(["dvc", "repro"], chief, tf_config(addresses, 0)).stdout
+        other_output, other_errors = other.communicate(timeout=TIMEOUT_SECONDS)
+    assert other.returncode == 0, other_errors
+    assert "Training on CPU:0 (MultiWorkerMirroredStrategy, replicas in all: 2)" in output
+    assert "Training on CPU:0 (MultiWorkerMirroredStrategy, replicas in all: 2)" in other_output
+    assert ran_or_restored(output) == ["download", "prepare", "train", "predict", "plot"]
+
+    # The chief's losses and scores are the one-worker run's; the other worker wrote nothing.
+    two_workers, one = losses(chief), losses(sample_run, "HEAD")
+    for name in ("train", "eval"):
+        assert two_workers[name] == pytest.approx(one[name], abs=TOLERANCE)
+    test_scores = json.loads((chief / METRICS).read_text())["test"]
+    expected = json.loads(run(["git", "show", f"HEAD:{METRICS}"], sample_run).stdout)["test"]
+    assert test_scores == pytest.approx(expected, abs=1e-4)  # PSNR in dB, the rest per pixel
+    assert files(worker) == before
+    # The other worker printed the same epochs as the chief.
+    epochs = [line for line in output.splitlines() if line.startswith("Epoch ")]
+    assert len(epochs) == SAMPLE_PARAMS["train.epochs"]
+    assert [line.split(" - ")[2:] for line in epochs] == [
+        line.split(" - ")[2:] for line in other_output.splitlines() if line.startswith("Epoch ")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem", "allowed"),
+    [
+        (None, "is not set", "train.strategy multi_worker needs it, e.g. {"),
+        ("", "is not set", "train.strategy multi_worker needs it"),
+        ("{cluster", "is not JSON (Expecting property name", '{"cluster"'),
+        ("[1]", "is not a JSON object", '{"cluster"'),
+        ('{"task": {"type": "worker", "index": 0}}', "has cluster null", '"cluster": a mapping'),
+        (
+            '{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}',
+            'has cluster {"ps": ["a:1"]}',
+            "chief and worker",
+        ),
+        ('{"cluster": {"worker": ["a:1"]}}', "has task null", '"task": {"type"'),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+            'has task type "chief"',
+            '"worker"',
+        ),
+        (
+            '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+            "has task index 2",
+            "an integer from 0 to 1, this task's place in cluster.worker",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}',
+            'has task index "0"',
+            "an integer from 0 to 0",
+        ),
+    ],
+)
+def test_a_bad_tf_config_is_one_line_before_tensorflow_loads(sample_repo, value, problem, allowed):
+    set_params(sample_repo / "params.yaml", {"train.strategy": "multi_worker"})
+    environment = {} if value is None else {"TF_CONFIG": value}
+    result = stage_without_tensorflow("train", sample_repo, environment)
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    assert line.startswith(f"error: TF_CONFIG {problem}"), line
+    assert allowed in line.split("; allowed: ", 1)[1], line
+
+
+def test_tf_config_is_read_only_for_multi_worker(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "not json")
+    assert cluster.from_environment("auto") == cluster.SINGLE
+    assert cluster.from_environment("mirrored").is_chief
+    with pytest.raises(StageError, match="TF_CONFIG is not JSON"):
+        cluster.from_environment("multi_worker")
+
+
+@pytest.mark.parametrize(
+    ("tasks", "task", "chief"),
+    [
+        ({"worker": ["a:1", "b:1"]}, ("worker", 0), True),
+        ({"worker": ["a:1", "b:1"]}, ("worker", 1), False),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, ("chief", 0), True),
+        ({"chief": ["c:1"], "worker": ["a:1"]}, ("worker", 0), False),
+    ],
+)
+def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch, tasks, task, chief):
+    config = {"cluster": tasks, "task": {"type": task[0], "index": task[1]}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    workers = cluster.from_environment("multi_worker")
+    assert (workers.is_chief, workers.workers) == (chief, sum(map(len, tasks.values())))
