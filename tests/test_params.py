@@ -146,6 +146,11 @@ BAD = [
     ({"train.noise_factor": 1.5}, "train.noise_factor", "is 1.5", "a number from 0 to 1"),
     ({"train.noise_factor": math.nan}, "train.noise_factor", "is nan", "a number from 0 to 1"),
     ({"train.noise_factor": -math.inf}, "train.noise_factor", "is -inf", "a number from 0 to 1"),
+    ({"train.strategy": "ddp"}, "train.strategy", "is 'ddp'", "auto, mirrored, multi_worker"),
+    ({"train.strategy": MISSING}, "train.strategy", "is missing", "auto, mirrored, multi_worker"),
+    ({"train.devices": 0}, "train.devices", "is 0", "an integer from 1 to 64"),
+    ({"train.devices": 65}, "train.devices", "is 65", "an integer from 1 to 64"),
+    ({"train.devices": "2"}, "train.devices", "is '2'", "an integer from 1 to 64"),
     ({"data.mirror": []}, "data.mirror", "is not a known key", "dataset, mirrors"),
     ({"data.mirrors": ["http://x/"]}, "data.mirrors", "is ['http://x/']", "a mapping from"),
     ({"data.mirrors": None}, "data.mirrors", "is None", "a mapping from dataset name"),
@@ -273,14 +278,16 @@ VALID = {
     "train.shuffle": st.booleans(),
     "train.seed": st.integers(0, 2**32 - 1),
     "train.noise_factor": st.one_of(st.just(0), st.floats(0, 1)),
+    "train.strategy": st.sampled_from(params.STRATEGIES),
+    "train.devices": st.integers(1, 64),
     "plot.n_images": st.integers(1, 100),
 }
 # What a user might write instead: a value just outside some key's range or of the wrong kind, or
 # anything at all. Strings of letters only, so that YAML reads them back as strings.
 JUNK = st.one_of(
     st.sampled_from(
-        [MISSING, None, True, 0, -1, 101, 501, 785, 2001, 10_001, 60_001, 65_537, 2**32]
-        + [-0.5, 1.5, math.inf, math.nan, "1", "yes", "adamm", "vae", [], [1], [0], [1] * 9]
+        [MISSING, None, True, 0, -1, 65, 101, 501, 785, 2001, 10_001, 60_001, 65_537, 2**32]
+        + [-0.5, 1.5, math.inf, math.nan, "1", "yes", "adamm", "vae", "ddp", [], [1], [0], [1] * 9]
         + [[32, 32, 32], [1.5], {"a": 1}]
     ),
     st.integers(),
@@ -329,6 +336,10 @@ def is_valid(key: str, drawn: dict) -> bool:
             return fraction(value) and not (drawn["model.kind"] == "vae" and value > 0)
         case "train.noise_factor":
             return fraction(value)
+        case "train.strategy":
+            return value in params.STRATEGIES
+        case "train.devices":
+            return whole(value, 1, 64)
         case "model.activation":
             return value in params.ACTIVATIONS
         case "model.output_activation":
