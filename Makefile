@@ -3,14 +3,22 @@ PYTHON ?= python3.11
 VENV := .venv
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: venv repro test verify lint format lock clean sweep family report exps sample bench
+.PHONY: venv repro test verify lint format lock clean sweep family report exps sample bench \
+	gpu-check
 
-venv: $(VENV)/.installed
+# TensorFlow's CPU build (requirements.lock), or with GPU=1 its GPU build with CUDA
+# (requirements-gpu.lock). GPU=1 is the default where nvidia-smi lists a GPU; GPU=0 opts out.
+GPU ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep '^GPU '),1,0)
+LOCK := $(if $(filter 1,$(GPU)),requirements-gpu.lock,requirements.lock)
 
-# Rebuilt only when the lock changes; a current .venv makes this a no-op.
-$(VENV)/.installed: requirements.lock
+venv: $(VENV)/.installed-$(LOCK)
+
+# Rebuilt only when its lock changes; a current .venv makes this a no-op. Switching between the
+# CPU and GPU builds starts a new .venv: their TensorFlow packages overwrite each other's files.
+$(VENV)/.installed-%: %
+	if ls $(VENV)/.installed-* 2> /dev/null | grep -qvx '$@'; then rm -rf $(VENV); fi
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 repro: venv
@@ -66,11 +74,18 @@ format: venv
 	ruff check --fix .
 	ruff format .
 
-# Re-pin every dependency from pyproject.toml (needs the network).
+# What TensorFlow sees and how fast the pipeline trains there: two epochs on the bundled sample
+# and on the full MNIST if DATA_MIRROR or data/raw has it (README, "Scaling out").
+gpu-check: venv
+	python -m scripts.gpu_check
+
+# Re-pin every dependency from pyproject.toml (needs the network): both builds, each pinned whole.
+PIP_COMPILE := pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+	--no-emit-find-links
 lock: venv
 	python -m pip install --quiet pip-tools
-	pip-compile --quiet --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
-		--output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra cpu --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra gpu --output-file requirements-gpu.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

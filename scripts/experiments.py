@@ -31,9 +31,20 @@ def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=os.cpu_count() or 1,
-        help="queue workers (default: one per CPU core)",
+        default=default_jobs(),
+        help="queue workers (default: one per GPU on a GPU machine, else one per CPU core)",
     )
+
+
+def default_jobs() -> int:
+    """One queue worker per GPU where nvidia-smi lists some, else one per CPU core: a worker's
+    training keeps one device busy. (Asked without TensorFlow, which would take the GPUs.)"""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        listed = None
+    gpus = listed.stdout.count("GPU ") if listed and listed.returncode == 0 else 0
+    return gpus or os.cpu_count() or 1
 
 
 def queue(settings: list[str]) -> list[str]:
@@ -51,7 +62,11 @@ def queue(settings: list[str]) -> list[str]:
 
 def run_queue(jobs: int) -> None:
     print(f"running the queue with {jobs} workers", flush=True)
-    subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)], check=True)
+    # TensorFlow takes all of a GPU's memory at start; the workers' trainings share the GPUs
+    # they see, so each takes only what it uses.
+    environment = {**os.environ, "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    command = ["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)]
+    subprocess.run(command, check=True, env=environment)
 
 
 def results(names: list[str]) -> tuple[dict[str, dict], list[str]]:
