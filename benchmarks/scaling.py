@@ -1,0 +1,133 @@
+"""Seconds per epoch of the train stage on one device (auto; and mirrored, which runs the same
+loop without XLA), on two replicas (mirrored), and on two workers on 127.0.0.1 (multi_worker), in
+one run, on the workspace's prepared data:
+
+    dvc repro prepare && python -m benchmarks.scaling --epochs 4
+
+Each run is `python -m stages.train` in a folder of its own (the project's code and params, the
+prepared data linked in), so the workspace stays as it was. The table gives the median epoch
+after the first (which compiles), its ratio to one device, and the final losses, which should
+agree to about 1e-6. The folders are removed at the end.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from stages.paths import PARAMS, PREPARED, TRAIN_REPORTS
+
+REPO = Path(__file__).resolve().parents[1]
+EPOCH_LINE = re.compile(r"^Epoch \d+/\d+ - ([\d.]+)s ", re.MULTILINE)
+ENV = {
+    **os.environ,
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per run (default 4)")
+    parser.add_argument("--devices", type=int, default=2, help="replicas or workers (default 2)")
+    args = parser.parse_args()
+    if not (REPO / PREPARED / "train_images.npy").is_file():
+        sys.exit(f"error: {PREPARED}/ has no prepared data; run `dvc repro prepare` first")
+
+    epochs, count = args.epochs, args.devices
+    try:
+        rows = [
+            ("auto, one device", one_device(epochs)),
+            ("mirrored, 1 logical CPU device", mirrored(epochs, 1)),
+            (f"mirrored, {count} logical CPU devices", mirrored(epochs, count)),
+            (f"multi_worker, {count} workers on 127.0.0.1", workers(epochs, count)),
+        ]
+    finally:
+        for path in FOLDERS:
+            shutil.rmtree(path, ignore_errors=True)
+    baseline = rows[0][1][0]
+    print("| strategy | s/epoch | ratio | loss | val_loss |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, (seconds, loss, val_loss) in rows:
+        ratio = seconds / baseline
+        print(f"| {name} | {seconds:.2f} | {ratio:.2f}x | {loss:.7f} | {val_loss:.7f} |")
+
+
+def one_device(epochs: int) -> tuple[float, float, float]:
+    path = folder(epochs, "auto")
+    return measure([train(path)], path)
+
+
+def mirrored(epochs: int, devices: int) -> tuple[float, float, float]:
+    path = folder(epochs, "mirrored", devices)
+    return measure([train(path)], path)
+
+
+def workers(epochs: int, count: int) -> tuple[float, float, float]:
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(count)]
+    paths = [folder(epochs, "multi_worker") for _ in range(count)]
+    processes = []
+    for index, path in enumerate(paths):
+        config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+        processes.append(train(path, {"TF_CONFIG": json.dumps(config)}))
+    return measure(processes, paths[0])  # worker 0, the chief, writes the metrics
+
+
+FOLDERS: list[Path] = []
+
+
+def folder(epochs: int, strategy: str, devices: int = 2) -> Path:
+    """A folder with the project's code and params (for the full data), and its prepared data."""
+    path = Path(tempfile.mkdtemp(prefix=f"scaling-{strategy}-"))
+    FOLDERS.append(path)
+    (path / "stages").symlink_to(REPO / "stages")
+    (path / "data").mkdir()
+    (path / PREPARED).symlink_to(REPO / PREPARED)
+    document = yaml.safe_load((REPO / PARAMS).read_text())
+    document["train"].update(epochs=epochs, strategy=strategy, devices=devices)
+    (path / PARAMS).write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def train(path: Path, environment: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "stages.train"],
+        cwd=path,
+        env={**ENV, **(environment or {})},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def measure(processes: list[subprocess.Popen], chief: Path) -> tuple[float, float, float]:
+    """The first process's median epoch after the first; the final loss and val_loss."""
+    outputs = [process.communicate()[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        if process.returncode != 0:
+            sys.exit(f"error: {' '.join(process.args)} exited {process.returncode}:\n{output}")
+    seconds = statistics.median(float(s) for s in EPOCH_LINE.findall(outputs[0])[1:])
+    metrics = json.loads((chief / TRAIN_REPORTS / "metrics.json").read_text())
+    return seconds, metrics["train"]["loss"], metrics["eval"]["loss"]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+if __name__ == "__main__":
+    main()
