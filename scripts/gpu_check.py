@@ -1,7 +1,7 @@
 """make gpu-check: which devices TensorFlow sees, which one the train stage uses, and how fast.
 
-Two epochs on the bundled sample, then on the full MNIST when DATA_MIRROR or data/raw can give
-it, each as a temporary DVC experiment (`dvc exp run --temp`, removed afterwards): the workspace
+Two epochs on the bundled sample, then on the full MNIST when DATA_MIRROR or the workspace's
+data/raw (of data.dataset mnist) can give it, each as a temporary DVC experiment (`dvc exp run --temp`, removed afterwards): the workspace
 stays as it was. On a machine without a GPU it says so and measures the CPU.
 """
 
@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from stages import params
+
 EPOCHS = 2
 SAMPLE = ["data.dataset=mnist_sample", "data.train_size=2000", "data.test_size=500"]
 RUNS = {"sample": SAMPLE, "full MNIST": ["data.dataset=mnist"]}
@@ -19,7 +21,8 @@ RUNS = {"sample": SAMPLE, "full MNIST": ["data.dataset=mnist"]}
 
 def main() -> None:
     print(devices(), flush=True)
-    full_data = os.environ.get("DATA_MIRROR") or Path("data/raw").is_dir()
+    downloaded = Path("data/raw").is_dir() and params.load().data.dataset == "mnist"
+    full_data = os.environ.get("DATA_MIRROR") or downloaded
     for name, settings in RUNS.items():
         if name == "full MNIST" and not full_data:
             print(f"{name}: skipped (set DATA_MIRROR to a folder or URL with the MNIST files)")
