@@ -24,6 +24,8 @@ TRAINING = TrainParams(
     shuffle=True,
     seed=0,
     noise_factor=0.0,
+    strategy="auto",
+    devices=1,
 )
 
 
