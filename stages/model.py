@@ -30,10 +30,11 @@ GRID_SIDE = 10  # the decoded-samples figure: 10 x 10 images
 def seed_everything(seed: int) -> None:
     """Same seed, same weights, same batches, same numbers (the determinism test checks it).
 
-    On a GPU that also takes TensorFlow's deterministic kernels: several of its fastest ones add
-    up in whatever order threads finish. The CPU kernels used here already are (same bytes)."""
+    On a GPU also TensorFlow's deterministic kernels: several of its fastest ones add up in
+    whatever order threads finish. The CPU kernels used here are deterministic already."""
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.enable_op_determinism()
 
 
 def build_autoencoder(model: ModelParams) -> keras.Model:
