@@ -29,6 +29,8 @@ def main() -> None:
     inputs = noise.noisy(train_images, config.train.noise_factor, config.train.seed)
     test_inputs = noise.noisy(test_images, config.train.noise_factor, config.data.seed)
 
+    if workers.workers > 1:
+        training.check_workers_agree(strategy, config, train_images, test_images)
     model.seed_everything(config.train.seed)
     with strategy.scope():  # its variables: mirrored on every replica
         autoencoder = model.build_autoencoder(config.model)

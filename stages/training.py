@@ -9,6 +9,7 @@ cross-entropy plus the model's own losses (an L1 penalty, a VAE's KL term), the 
 and seeds. tests/test_training.py checks the losses against fit()'s, kind by kind.
 """
 
+import zlib
 from collections.abc import Iterator
 
 import keras
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from stages.cli import StageError
-from stages.params import TrainParams
+from stages.params import Params, TrainParams
 
 
 def make_optimizer(train: TrainParams) -> keras.optimizers.Optimizer:
@@ -141,8 +142,44 @@ def fit(
     order = np.random.default_rng(train.seed)
     for _ in range(train.epochs):
         indices = order.permutation(n_images) if train.shuffle else np.arange(n_images)
-        loss, val_loss = epoch(indices.astype(np.int32))
+        try:
+            loss, val_loss = epoch(indices.astype(np.int32))
+        except (tf.errors.UnavailableError, tf.errors.CancelledError) as error:
+            # A multi-worker run's peer stopped or became unreachable mid-step.
+            raise StageError(
+                f"another worker stopped ({error.message.splitlines()[0]}); this one stops too"
+            ) from None
         yield float(loss), float(val_loss)
+
+
+def check_workers_agree(
+    strategy: tf.distribute.Strategy, config: Params, images: np.ndarray, test_images: np.ndarray
+) -> None:
+    """Stop with one line unless every worker is to train the same model on the same data: their
+    steps would not pair up, and each would wait for the others' forever. Call it before building
+    the model (whose variables the workers already create together)."""
+    settings = repr((config.model, config.train)).encode()
+    mine = (
+        images.shape[0],
+        test_images.shape[0],
+        config.train.batch_size,
+        config.train.epochs,
+        zlib.crc32(settings) % 2**20,  # small enough to square exactly
+        zlib.crc32(np.ascontiguousarray(images[:64]).tobytes()) % 2**20,
+    )
+    values = tf.constant([mine, [value * value for value in mine]], tf.float64)
+    replicas = strategy.num_replicas_in_sync
+    # Equal everywhere exactly when the sums of the values and of their squares are n times this
+    # worker's (the values' spread across replicas is then 0).
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(values)), axis=None
+    )
+    if not np.array_equal(total.numpy(), replicas * values.numpy()):
+        raise StageError(
+            f"the workers of TF_CONFIG do not train the same thing: this one has {mine[0]} "
+            f"training and {mine[1]} test images, batch_size {mine[2]}, {mine[3]} epochs; "
+            f"allowed: the same commit, params.yaml and data/prepared/ on every worker"
+        )
 
 
 def is_distributed(strategy: tf.distribute.Strategy) -> bool:

@@ -1,6 +1,7 @@
 """train.strategy for real: mirrored on two logical CPU devices, and two workers on 127.0.0.1 (the
 chief under `dvc repro`, the other as `python -m stages.train`), against the one-device run."""
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from tests.conftest import (
     copy_repo,
     error_line,
     git_commit,
+    make_workspace,
     ran_or_restored,
     run,
     set_params,
@@ -149,6 +151,41 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(two_workspaces, samp
     assert [line.split(" - ")[2:] for line in epochs] == [
         line.split(" - ")[2:] for line in other_output.splitlines() if line.startswith("Epoch ")
     ]
+
+
+def test_workers_with_different_params_stop_on_one_line_instead_of_waiting(tmp_path):
+    # Their steps would not pair up: without the check, each would wait for the other forever.
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = []
+    with contextlib.ExitStack() as stack:
+        for index, epochs in enumerate((2, 3)):
+            folder = make_workspace(tmp_path / f"worker{index}", downloaded=True)
+            set_params(
+                folder / "params.yaml", {"train.strategy": "multi_worker", "train.epochs": epochs}
+            )
+            run([sys.executable, "-m", "stages.prepare"], folder)
+            command = [sys.executable, "-m", "stages.train"]
+            pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+            processes.append(
+                (
+                    folder,
+                    stack.enter_context(
+                        started(command, folder, tf_config(addresses, index), **pipes)
+                    ),
+                )
+            )
+        for folder, process in processes:
+            _, errors = process.communicate(timeout=TIMEOUT_SECONDS)
+            assert process.returncode == 1, errors
+            line = error_line(errors)
+            assert line.startswith(
+                "error: the workers of TF_CONFIG do not train the same thing: this one has 2000 "
+                "training and 500 test images, batch_size 32, "
+            ), line
+            assert line.endswith(
+                "epochs; allowed: the same commit, params.yaml and data/prepared/ on every worker"
+            ), line
+            assert not (folder / "models").exists()
 
 
 @pytest.mark.parametrize(
