@@ -142,13 +142,7 @@ def fit(
     order = np.random.default_rng(train.seed)
     for _ in range(train.epochs):
         indices = order.permutation(n_images) if train.shuffle else np.arange(n_images)
-        try:
-            loss, val_loss = epoch(indices.astype(np.int32))
-        except (tf.errors.UnavailableError, tf.errors.CancelledError) as error:
-            # A multi-worker run's peer stopped or became unreachable mid-step.
-            raise StageError(
-                f"another worker stopped ({error.message.splitlines()[0]}); this one stops too"
-            ) from None
+        loss, val_loss = epoch(indices.astype(np.int32))
         yield float(loss), float(val_loss)
 
 
