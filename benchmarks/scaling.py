@@ -120,6 +120,7 @@ def measure(processes: list[subprocess.Popen], chief: Path) -> tuple[float, floa
 
 
 def free_ports(count: int) -> list[int]:
+    """Ports on 127.0.0.1 that nothing listens on (the tests' workers use them too)."""
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
         sock.bind(("127.0.0.1", 0))

@@ -3,13 +3,13 @@ chief under `dvc repro`, the other as `python -m stages.train`), against the one
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks.scaling import free_ports
 from stages import cluster
 from stages.cli import StageError
 from stages.paths import METRICS, TRAIN_CURVES
@@ -82,16 +82,6 @@ def test_a_batch_without_an_image_per_replica_is_one_line_and_writes_nothing(
     assert result.returncode == 1
     assert error_line(result.stderr) == f"error: {message}"
     assert run(["git", "status", "--porcelain"], sample_repo).stdout == " M params.yaml\n"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def tf_config(addresses: list[str], index: int) -> dict[str, str]:
