@@ -1,8 +1,9 @@
 """make gpu-check: which devices TensorFlow sees, which one the train stage uses, and how fast.
 
 Two epochs on the bundled sample, then on the full MNIST when DATA_MIRROR or the workspace's
-data/raw (of data.dataset mnist) can give it, each as a temporary DVC experiment (`dvc exp run --temp`, removed afterwards): the workspace
-stays as it was. On a machine without a GPU it says so and measures the CPU.
+data/raw (of data.dataset mnist) can give it, each as a temporary DVC experiment (`dvc exp run
+--temp`, removed afterwards): the workspace stays as it was. On a machine without a GPU it says so
+and measures the CPU.
 """
 
 import os
