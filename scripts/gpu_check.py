@@ -43,7 +43,9 @@ def devices() -> str:
         details = tf.config.experimental.get_device_details(gpu)
         capability = ".".join(map(str, details.get("compute_capability", ())))
         lines.append(f"  {gpu.name}: {details.get('device_name')}, compute {capability}")
-    if not gpus:
+    if not gpus and tf.test.is_built_with_cuda():
+        lines.append("  no GPU visible: training runs on the CPU (does nvidia-smi list one?)")
+    elif not gpus:
         lines.append("  no GPU: training runs on the CPU (GPU=1 make venv installs the GPU build)")
     return "\n".join(lines)
 
