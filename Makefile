@@ -1,31 +1,43 @@
-# make repro: run the pipeline.  make test: run the tests.  Both set up .venv from the lock first.
+# make repro: run the pipeline.  make test: run the tests.  Both set up .venv from the locks first.
 PYTHON ?= python3.11
 VENV := .venv
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
-.PHONY: venv repro test verify lint format lock clean sweep family report exps sample bench \
-	gpu-check
+.PHONY: venv dev-venv repro test test-fast verify lint format lock clean sweep family report exps \
+	sample bench gpu-check
 
 # TensorFlow's CPU build (requirements.lock), or with GPU=1 its GPU build with CUDA
 # (requirements-gpu.lock). GPU=1 is the default where nvidia-smi lists a GPU; GPU=0 opts out.
 GPU ?= $(if $(shell nvidia-smi -L 2>/dev/null | grep '^GPU '),1,0)
 LOCK := $(if $(filter 1,$(GPU)),requirements-gpu.lock,requirements.lock)
+# The tests' and the linter's tools, pinned to agree with both builds.
+DEV_LOCK := requirements-dev.lock
 
+# venv: what the pipeline needs, no test or lint tools. dev-venv: those tools too.
 venv: $(VENV)/.installed-$(LOCK)
+dev-venv: $(VENV)/.installed-$(LOCK)+dev
 
-# Rebuilt only when its lock changes; a current .venv makes this a no-op. Switching between the
-# CPU and GPU builds starts a new .venv: their TensorFlow packages overwrite each other's files.
+# uv installs each exactly as pinned (scripts/install.sh), only when a lock changed: a current
+# .venv makes both no-ops. Switching between the CPU and GPU builds starts a new .venv: their
+# TensorFlow packages overwrite each other's files.
 $(VENV)/.installed-%: %
-	if ls $(VENV)/.installed-* 2> /dev/null | grep -qvx '$@'; then rm -rf $(VENV); fi
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	if ls $(VENV)/.installed-* 2> /dev/null | grep -qvx -e '$@' -e '$@+dev'; then rm -rf $(VENV); fi
+	PYTHON=$(PYTHON) scripts/install.sh $<
+	touch $@
+
+$(VENV)/.installed-$(LOCK)+dev: $(VENV)/.installed-$(LOCK) $(DEV_LOCK)
+	PYTHON=$(PYTHON) scripts/install.sh $(LOCK) $(DEV_LOCK)
 	touch $@
 
 repro: venv
 	dvc repro
 
-test: venv
-	python -m pytest
+test: dev-venv
+	python -m pytest $(PYTEST_ARGS)
+
+# The contributor's loop: every stage and every bad input, in a few minutes (pytest -m "not slow").
+test-fast: dev-venv
+	python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Is what is committed what dvc.lock says? Code, params and the results kept in git, one line per
 # difference, non-zero exit on any.
@@ -66,11 +78,11 @@ bench: venv
 exps: venv
 	dvc exp show --drop 'stages/.*|data/.*|models/.*|reports/.*|data.mirrors.*|Created'
 
-lint: venv
+lint: dev-venv
 	ruff check .
 	ruff format --check .
 
-format: venv
+format: dev-venv
 	ruff check --fix .
 	ruff format .
 
@@ -79,13 +91,17 @@ format: venv
 gpu-check: venv
 	python -m scripts.gpu_check
 
-# Re-pin every dependency from pyproject.toml (needs the network): both builds, each pinned whole.
-PIP_COMPILE := pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
-	--no-emit-find-links
+# Re-pin every dependency from pyproject.toml with uv (needs the network), for Linux x86-64:
+# each build whole, the GPU build and the dev tools at the CPU build's versions of what they
+# share. Pins already in a lock stay unless pyproject.toml rules them out.
+COMPILE = $(UV) pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--generate-hashes
+UV = $(or $(shell command -v uv 2> /dev/null),$(CURDIR)/.uv/bin/uv)
 lock: venv
-	python -m pip install --quiet pip-tools
-	$(PIP_COMPILE) --extra cpu --output-file requirements.lock pyproject.toml
-	$(PIP_COMPILE) --extra gpu --output-file requirements-gpu.lock pyproject.toml
+	$(COMPILE) pyproject.toml --extra cpu --output-file requirements.lock
+	$(COMPILE) pyproject.toml --extra gpu --constraints requirements.lock \
+		--output-file requirements-gpu.lock
+	$(COMPILE) --group pyproject.toml:dev --constraints requirements.lock --output-file $(DEV_LOCK)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .uv .pytest_cache .ruff_cache .hypothesis
