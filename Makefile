@@ -32,12 +32,16 @@ $(VENV)/.installed-$(LOCK)+dev: $(VENV)/.installed-$(LOCK) $(DEV_LOCK)
 repro: venv
 	dvc repro
 
+# The tests run in TEST_WORKERS processes (pytest-xdist), each taking whole test files, so that a
+# file's shared runs are made once; TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 2
+PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadfile
 test: dev-venv
-	python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # The contributor's loop: every stage and every bad input, in a few minutes (pytest -m "not slow").
 test-fast: dev-venv
-	python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # Is what is committed what dvc.lock says? Code, params and the results kept in git, one line per
 # difference, non-zero exit on any.

@@ -152,15 +152,7 @@ def check_workers_agree(
     """Stop with one line unless every worker is to train the same model on the same data: their
     steps would not pair up, and each would wait for the others' forever. Call it before building
     the model (whose variables the workers already create together)."""
-    settings = repr((config.model, config.train)).encode()
-    mine = (
-        images.shape[0],
-        test_images.shape[0],
-        config.train.batch_size,
-        config.train.epochs,
-        zlib.crc32(settings) % 2**20,  # small enough to square exactly
-        zlib.crc32(np.ascontiguousarray(images[:64]).tobytes()) % 2**20,
-    )
+    mine = fingerprint(config, images, test_images)
     values = tf.constant([mine, [value * value for value in mine]], tf.float64)
     replicas = strategy.num_replicas_in_sync
     # Equal everywhere exactly when the sums of the values and of their squares are n times this
@@ -174,6 +166,21 @@ def check_workers_agree(
             f"training and {mine[1]} test images, batch_size {mine[2]}, {mine[3]} epochs; "
             f"allowed: the same commit, params.yaml and data/prepared/ on every worker"
         )
+
+
+def fingerprint(config: Params, images: np.ndarray, test_images: np.ndarray) -> tuple[int, ...]:
+    """What the workers compare: the image counts, batch size and epochs, a checksum of the model
+    and training params and one of the first training images; each small enough to square
+    exactly in a float64."""
+    settings = repr((config.model, config.train)).encode()
+    return (
+        images.shape[0],
+        test_images.shape[0],
+        config.train.batch_size,
+        config.train.epochs,
+        zlib.crc32(settings) % 2**20,
+        zlib.crc32(np.ascontiguousarray(images[:64]).tobytes()) % 2**20,
+    )
 
 
 def is_distributed(strategy: tf.distribute.Strategy) -> bool:

@@ -1,6 +1,11 @@
 """The same params give the same bytes: a rerun or a fresh clone leaves nothing to commit."""
 
+import pytest
+
 from tests.conftest import run
+
+# Whole reruns and a fresh clone: not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 # Every number the pipeline reports, and the arrays and model it computes them from.
 COMPARED = [

@@ -12,6 +12,9 @@ import pytest
 
 from tests.conftest import SAMPLE_PARAMS, copy_repo, git_commit, run, set_params
 
+# A sweep through the queue: not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 DIMS = [2, 8, 32]
 
 

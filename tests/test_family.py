@@ -12,17 +12,31 @@ import matplotlib.image
 import pytest
 
 from scripts import family
-from tests.conftest import SAMPLE_PARAMS, copy_repo, git_commit, run, set_params
+from tests.conftest import (
+    SAMPLE_PARAMS,
+    copy_repo,
+    git_commit,
+    mean_image_bce,
+    run,
+    sample_test_images,
+    set_params,
+)
+from tests.test_pipeline import FIGURES
+
+# Every variant through the queue: not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def family_run(tmp_path_factory) -> Path:
-    """A repo copy on the sample after `python -m scripts.family --epochs 2`: every variant."""
+    """A repo copy on the sample after `python -m scripts.family --epochs 5 ...`: every variant."""
     repo = copy_repo(tmp_path_factory.mktemp("family"))
     set_params(repo / "params.yaml", SAMPLE_PARAMS)
     git_commit(repo, "the family on the sample")
     try:
-        run([sys.executable, "-m", "scripts.family", "--epochs", "2"], repo)
+        # Small convolutions and a larger step: each variant beats the average digit in 5 epochs.
+        settings = ["-S", "model.filters=[16,16]", "-S", "train.learning_rate=0.003"]
+        run([sys.executable, "-m", "scripts.family", "--epochs", "5", *settings], repo)
     finally:
         run(["dvc", "queue", "stop", "--kill"], repo, check=False)
     return repo
@@ -42,10 +56,11 @@ def test_every_variant_gives_finite_metrics(family_run):
     rows = family_rows(family_run)
     assert list(rows) == list(family.VARIANTS)
     for variant, row in rows.items():
-        assert row["epochs"] == "2", variant
+        assert row["epochs"] == "5", variant
         for column in ("test_bce", "test_mse", "test_psnr"):
             assert math.isfinite(float(row[column])), (variant, column)
-        assert 0 < float(row["test_bce"]) < math.log(2), variant  # better than a constant 0.5
+        # Better than drawing the average digit: each model learned from its input.
+        assert 0 < float(row["test_bce"]) < mean_image_bce(sample_test_images()), variant
     assert [rows[v]["kind"] for v in ("deep", "conv", "vae")] == ["deep", "conv", "vae"]
     assert rows["sparse"]["kind"] == rows["denoising"]["kind"] == "dense"
 
@@ -63,7 +78,7 @@ def test_the_model_owned_terms_appear_where_they_belong(family_run):
 
 def test_every_variants_figures_decode(family_run):
     for variant, row in family_rows(family_run).items():
-        for name in ("reconstructions", "loss", "codes_pca", "error_per_class", "decoded"):
+        for name in FIGURES:
             data = experiment_file(
                 family_run, f"reports/figures/{name}.png", row["experiment"], "rb"
             )

@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.scaling import free_ports
-from stages import cluster
+from stages import cluster, params, training
 from stages.cli import StageError
 from stages.paths import METRICS, TRAIN_CURVES
 from tests.conftest import (
@@ -47,6 +48,7 @@ def losses(repo: Path, revision: str | None = None) -> dict[str, list[float]]:
     return curves
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_the_one_device_run(sample_repo):
     set_params(sample_repo / "params.yaml", {"train.strategy": "mirrored", "train.devices": 2})
     output = run(["dvc", "repro", "train"], sample_repo).stdout
@@ -112,6 +114,7 @@ def two_workspaces(sample_run, tmp_path) -> tuple[Path, Path]:
     return workspaces[0], workspaces[1]
 
 
+@pytest.mark.slow
 def test_two_workers_train_as_one_and_only_the_chief_writes(two_workspaces, sample_run):
     chief, worker = two_workspaces
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
@@ -143,6 +146,7 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(two_workspaces, samp
     ]
 
 
+@pytest.mark.slow
 def test_workers_with_different_params_stop_on_one_line_instead_of_waiting(tmp_path):
     # Their steps would not pair up: without the check, each would wait for the other forever.
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
@@ -176,6 +180,38 @@ def test_workers_with_different_params_stop_on_one_line_instead_of_waiting(tmp_p
                 "epochs; allowed: the same commit, params.yaml and data/prepared/ on every worker"
             ), line
             assert not (folder / "models").exists()
+
+
+# What the workers compare, one at a time: (changes to the params or images, the places in the
+# fingerprint that must differ: image counts, batch size, epochs, the checksum of every model and
+# train param, the data's). Changing any one must keep the workers from training together.
+FINGERPRINT_CHANGES = {
+    "training images": ({"train_images": 1999}, [0]),
+    "test images": ({"test_images": 499}, [1]),
+    "batch size": ({"train.batch_size": 64}, [2, 4]),
+    "epochs": ({"train.epochs": 4}, [3, 4]),
+    "a model param": ({"model.encoding_dim": 16}, [4]),
+    "a training param": ({"train.learning_rate": 0.01}, [4]),
+    "the data": ({"first_pixel": 0.5}, [5]),
+}
+
+
+@pytest.mark.parametrize("change", FINGERPRINT_CHANGES)
+def test_the_workers_fingerprint_tells_each_compared_value_apart(tmp_path, change):
+    changes, places = FINGERPRINT_CHANGES[change]
+    folder = make_workspace(tmp_path)
+    config = params.load(folder / "params.yaml")
+    rng = np.random.default_rng(0)
+    images, test_images = rng.random((2000, 784), np.float32), rng.random((500, 784), np.float32)
+    mine = training.fingerprint(config, images, test_images)
+    assert training.fingerprint(config, images.copy(), test_images.copy()) == mine
+
+    set_params(folder / "params.yaml", {k: v for k, v in changes.items() if "." in k})
+    other_images = images[: changes.get("train_images", len(images))].copy()
+    other_images[0, 0] = changes.get("first_pixel", other_images[0, 0])
+    other_test = test_images[: changes.get("test_images", len(test_images))]
+    theirs = training.fingerprint(params.load(folder / "params.yaml"), other_images, other_test)
+    assert [i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b] == places
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -14,8 +15,11 @@ import numpy as np
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import ENV, git_commit, ran_or_restored, run
+from tests.conftest import ENV, git_commit, ran_or_restored, reset, run, set_params
 from tests.test_determinism import snapshot
+
+# Pushes, pulls and clones of whole runs: not in `make test-fast`.
+pytestmark = pytest.mark.slow
 
 BUCKET = "team-storage"
 # Any key will do for moto (the user's AWS config files are kept out of the tests, below).
@@ -48,34 +52,57 @@ def credentials() -> dict[str, str]:
     }
 
 
-@pytest.fixture(params=["folder", "s3"])
-def remote(request, tmp_path, monkeypatch) -> Iterator[list[list[str]]]:
+@pytest.fixture(scope="module", params=["folder", "s3"])
+def remote(request, tmp_path_factory) -> Iterator[list[list[str]]]:
     """The `dvc remote` commands that add a default remote: a local folder, or an S3 bucket."""
-    empty = tmp_path / "aws-config"
+    empty = tmp_path_factory.mktemp("aws-config") / "none"
     empty.touch()
     aws = {**AWS, "AWS_CONFIG_FILE": str(empty), "AWS_SHARED_CREDENTIALS_FILE": str(empty)}
-    for variable, value in aws.items():
-        monkeypatch.setitem(ENV, variable, value)  # the environment of the tests' commands
-    if request.param == "folder":
-        yield [["dvc", "remote", "add", "--default", "storage", str(tmp_path / "storage")]]
-        return
-    with s3_server() as endpoint:
-        yield [
-            ["dvc", "remote", "add", "--default", "storage", f"s3://{BUCKET}/mnist-autoencoder"],
-            ["dvc", "remote", "modify", "storage", "endpointurl", endpoint],
-        ]
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, value in aws.items():
+            patch.setitem(ENV, variable, value)  # the environment of the tests' commands
+        if request.param == "folder":
+            storage = tmp_path_factory.mktemp("storage")
+            yield [["dvc", "remote", "add", "--default", "storage", str(storage)]]
+            return
+        with s3_server() as endpoint:
+            yield [
+                ["dvc", "remote", "add", "--default", "storage", f"s3://{BUCKET}/autoencoder"],
+                ["dvc", "remote", "modify", "storage", "endpointurl", endpoint],
+            ]
 
 
-@pytest.fixture
-def pushed(sample_repo, tmp_path, remote):
-    """The committed sample run, shared as the README says: a default DVC remote, committed,
-    and `dvc push`."""
-    origin = shutil.copytree(sample_repo, tmp_path / "origin", symlinks=True)
+@dataclass
+class Shared:
+    """A project shared on a DVC remote, as the README says, with two versions of its model."""
+
+    origin: Path  # the team's repo, whose own DVC cache is empty: everything comes from the remote
+    models: dict[str, bytes]  # each version's model file
+    bce: dict[str, float]  # each version's test.bce
+
+
+@pytest.fixture(scope="module")
+def shared(sample_run, tmp_path_factory, remote) -> Shared:
+    """The committed sample run with a default DVC remote, committed, pushed and tagged as the
+    model's version v1.0.0; then a smaller code, trained, committed, pushed and tagged v1.1.0."""
+    reset(sample_run)
+    origin = shutil.copytree(sample_run, tmp_path_factory.mktemp("shared") / "origin")
     for command in remote:
         run(command, origin)
     git_commit(origin, "Share the results on a DVC remote")
-    run(["dvc", "push"], origin)
-    return origin
+    models, bce = {}, {}
+    for version, changes in (("v1.0.0", {}), ("v1.1.0", {"model.encoding_dim": 16})):
+        if changes:
+            set_params(origin / "params.yaml", changes)
+            run(["dvc", "repro"], origin)
+            git_commit(origin, f"A code of {changes['model.encoding_dim']} values")
+        # A version is a git tag NAME@vSEMVER, as `gto register` (DVC's model registry) writes it.
+        run(["git", "tag", "-a", f"autoencoder@{version}", "-m", version], origin)
+        models[version] = (origin / "models/autoencoder.keras").read_bytes()
+        bce[version] = json.loads((origin / "reports/metrics.json").read_text())["test"]["bce"]
+        run(["dvc", "push"], origin)
+    shutil.rmtree(origin / ".dvc" / "cache")
+    return Shared(origin, models, bce)
 
 
 def clone(origin: Path, destination: Path) -> Path:
@@ -83,50 +110,57 @@ def clone(origin: Path, destination: Path) -> Path:
     return destination
 
 
-def test_a_fresh_clone_pulls_a_complete_up_to_date_workspace(pushed, tmp_path):
-    teammate = clone(pushed, tmp_path / "teammate")
+def test_a_fresh_clone_pulls_a_complete_up_to_date_workspace(shared, tmp_path):
+    teammate = clone(shared.origin, tmp_path / "teammate")
     run(["dvc", "pull"], teammate)
     assert run(["dvc", "status"], teammate).stdout.strip() == "Data and pipelines are up to date."
     assert ran_or_restored(run(["dvc", "repro"], teammate).stdout) == []
-    assert snapshot(teammate) == snapshot(pushed)
+    assert snapshot(teammate) == snapshot(shared.origin)
     assert run(["git", "status", "--porcelain"], teammate).stdout == ""
 
 
-def test_an_experiment_is_shared_with_dvc_exp_push_and_pull(pushed, tmp_path):
+def test_an_experiment_is_shared_with_dvc_exp_push_and_pull(shared, tmp_path):
     # Its git refs go to the git remote, its data to the DVC remote.
-    mine = clone(pushed, tmp_path / "mine")
+    mine = clone(shared.origin, tmp_path / "mine")
     run(["dvc", "pull"], mine)
-    run(["dvc", "exp", "run", "--name", "dim-16", "-S", "model.encoding_dim=16"], mine)
-    run(["dvc", "exp", "push", "origin", "dim-16"], mine)
+    run(["dvc", "exp", "run", "--name", "dim-8", "-S", "model.encoding_dim=8"], mine)
+    run(["dvc", "exp", "push", "origin", "dim-8"], mine)
 
-    teammate = clone(pushed, tmp_path / "teammate")
-    run(["dvc", "exp", "pull", "origin", "dim-16"], teammate)
-    assert "dim-16" in run(["dvc", "exp", "list", "--name-only"], teammate).stdout.split()
-    run(["dvc", "exp", "apply", "dim-16"], teammate)
+    teammate = clone(shared.origin, tmp_path / "teammate")
+    run(["dvc", "exp", "pull", "origin", "dim-8"], teammate)
+    assert "dim-8" in run(["dvc", "exp", "list", "--name-only"], teammate).stdout.split()
+    run(["dvc", "exp", "apply", "dim-8"], teammate)
     run(["dvc", "pull"], teammate)
     assert run(["dvc", "status"], teammate).stdout.strip() == "Data and pipelines are up to date."
     assert ran_or_restored(run(["dvc", "repro"], teammate).stdout) == []
-    run(["dvc", "exp", "apply", "dim-16"], mine)
+    run(["dvc", "exp", "apply", "dim-8"], mine)
     assert snapshot(teammate) == snapshot(mine)
-    assert json.loads((teammate / "reports/metrics.json").read_text()) != json.loads(
-        (pushed / "reports/metrics.json").read_text()
-    )
+    assert (teammate / "models/autoencoder.keras").read_bytes() not in shared.models.values()
 
 
-@pytest.mark.parametrize("version", [[], ["--rev", "v1.0.0"]], ids=["latest", "v1.0.0"])
-def test_dvc_artifacts_get_fetches_the_model_that_scored_the_run(pushed, tmp_path, version):
-    # A version is a git tag NAME@vSEMVER, as `gto register` (DVC's model registry) writes it.
-    run(["git", "tag", "-a", "autoencoder@v1.0.0", "-m", "The sample run's model"], pushed)
+@pytest.mark.parametrize(
+    ("version", "rev"), [("v1.1.0", []), ("v1.0.0", ["--rev", "v1.0.0"])], ids=["latest", "v1.0.0"]
+)
+def test_dvc_artifacts_get_fetches_each_versions_model_from_the_remote(
+    shared, tmp_path, version, rev
+):
     fetched = tmp_path / "fetched.keras"
-    run(
-        ["dvc", "artifacts", "get", str(pushed), "autoencoder", *version, "-o", str(fetched)],
-        tmp_path,
-    )
-    assert fetched.read_bytes() == (pushed / "models/autoencoder.keras").read_bytes()
+    command = [
+        "dvc",
+        "artifacts",
+        "get",
+        str(shared.origin),
+        "autoencoder",
+        *rev,
+        "-o",
+        str(fetched),
+    ]
+    run(command, tmp_path)
+    assert fetched.read_bytes() == shared.models[version]
+    assert shared.models["v1.0.0"] != shared.models["v1.1.0"]
 
     autoencoder = keras.models.load_model(fetched, safe_mode=True)
-    images = np.load(pushed / "data/prepared/test_images.npy", allow_pickle=False)
+    images = np.load(shared.origin / "data/prepared/test_images.npy", allow_pickle=False)
     reconstructions = autoencoder.predict(images, verbose=0)
     bce = float(keras.ops.mean(keras.losses.binary_crossentropy(images, reconstructions)))
-    recorded = json.loads((pushed / "reports/metrics.json").read_text())["test"]["bce"]
-    assert bce == pytest.approx(recorded, abs=1e-5)
+    assert bce == pytest.approx(shared.bce[version], abs=1e-5)

@@ -72,6 +72,7 @@ def interrupt_in_epoch_2(
     return output, errors or ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_train_keeps_the_previous_model_and_metrics(trained_before, signum):
     set_params(trained_before / "params.yaml", {"train.epochs": 1000})
@@ -90,6 +91,7 @@ def test_an_interrupted_train_keeps_the_previous_model_and_metrics(trained_befor
     assert_previous_outputs_intact(trained_before)
 
 
+@pytest.mark.slow
 def test_dvc_repro_completes_after_an_interrupted_one(sample_repo):
     model = (sample_repo / MODEL).read_bytes()
     metrics = (sample_repo / TRAIN_REPORTS / "metrics.json").read_bytes()

@@ -91,6 +91,7 @@ def test_in_the_same_order_it_gives_model_fits_losses_epoch_by_epoch(sample_imag
     np.testing.assert_allclose(losses, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_shuffled_it_ends_as_close_to_model_fit_as_model_fits_shuffles_are_to_each_other(
     sample_images,
 ):
@@ -111,6 +112,7 @@ def test_shuffled_it_ends_as_close_to_model_fit_as_model_fits_shuffles_are_to_ea
     assert val_loss == sorted(val_loss, reverse=True)  # it learns, every epoch
 
 
+@pytest.mark.slow
 def test_the_train_stage_logs_the_losses_model_fit_reports(raw_sample):
     # The stage as dvc runs it, on the sample's params (batch 32, 3 epochs), unshuffled.
     set_params(raw_sample / "params.yaml", {"train.shuffle": False})
@@ -133,11 +135,39 @@ def test_the_train_stage_logs_the_losses_model_fit_reports(raw_sample):
     )
 
 
-def test_the_same_seed_gives_the_same_losses(sample_images):
+def test_each_epoch_takes_every_image_once_in_its_own_order_drawn_from_train_seed(sample_images):
+    # Model.fit, unshuffled, one epoch at a time on the images in the orders the loop is to use:
+    # a new permutation each epoch from NumPy's generator seeded by train.seed.
     train = settings(epochs=3)
     weights = initial_weights(train.seed)
+    images, test_images = sample_images
+    orders = np.random.default_rng(train.seed)
+    reference = tutorial_autoencoder(train.learning_rate)
+    reference.set_weights(weights)
+    expected = []
+    for _ in range(train.epochs):
+        order = orders.permutation(len(images))
+        history = reference.fit(
+            images[order],
+            images[order],
+            batch_size=train.batch_size,
+            shuffle=False,
+            validation_data=(test_images, test_images),
+            verbose=0,
+        ).history
+        expected.append((history["loss"][0], history["val_loss"][0]))
+    losses = with_training_fit(images, test_images, train, weights)
+    np.testing.assert_allclose(np.transpose(losses), expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_losses_and_another_seed_others(sample_images):
+    train = settings(epochs=3)
+    weights = initial_weights(train.seed)  # the same start: only the shuffling differs
     first = with_training_fit(*sample_images, train, weights)
     assert with_training_fit(*sample_images, train, weights) == first
+    other = with_training_fit(*sample_images, dataclasses.replace(train, seed=7), weights)
+    assert np.abs(np.subtract(other, first)).max() > 1e-4
 
 
 # Each kind and variant, as make family trains them; fit() compiled with XLA as the loop is for
@@ -151,6 +181,7 @@ KINDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_gives_model_fits_losses_with_the_models_own(sample_images, kind):
     # Unshuffled, both see the same batches (the last one 208 images) of the same inputs.

@@ -77,3 +77,24 @@ def test_a_changed_or_missing_committed_output_fails(sample_repo):
         "plot: reports/figures/loss.png: missing from the tree, md5 "
         f"{recorded_md5(sample_repo, 'plot', 'reports/figures/loss.png')} in dvc.lock",
     ]
+
+
+def test_a_stage_missing_from_dvc_lock_fails_naming_it(sample_repo):
+    lock = yaml.safe_load((sample_repo / "dvc.lock").read_text())
+    del lock["stages"]["prepare"]
+    (sample_repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    result = verify(sample_repo)
+    assert result.returncode == 1
+    assert "prepare: not in dvc.lock: never run, or its entry was removed" in (
+        result.stdout.splitlines()
+    )
+
+
+def test_a_changed_command_fails_naming_the_stage(sample_repo):
+    dvc_yaml = sample_repo / "dvc.yaml"
+    dvc_yaml.write_text(
+        dvc_yaml.read_text().replace("cmd: python -m stages.plot", "cmd: python -m stages.plot -v")
+    )
+    result = verify(sample_repo)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["plot: changed command (dvc.yaml and dvc.lock disagree)"]
