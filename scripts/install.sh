@@ -8,9 +8,11 @@
 # Where uv cannot be had, pip installs the same locks, slower and without removing extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3.11}
 VENV=.venv
 UV_VERSION=0.13.9
+# The Python to build .venv from, never .venv's own (make puts .venv/bin first on PATH).
+PATH=$(tr : '\n' <<< "$PATH" | grep -vxF "$PWD/$VENV/bin" | paste -sd :)
+PYTHON=${PYTHON:-python3.11}
 
 find_uv() {
   if command -v uv > /dev/null; then
@@ -32,7 +34,8 @@ if uv=$(find_uv); then
   "$uv" pip sync --quiet --compile-bytecode --python "$VENV/bin/python" "$@"
 else
   echo "warning: uv could not be installed; installing with pip instead" >&2
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  # A .venv that uv made has no pip: start it again.
+  "$VENV/bin/python" -m pip --version > /dev/null 2>&1 || "$PYTHON" -m venv --clear "$VENV"
   requirements=()
   for lock in "$@"; do requirements+=(-r "$lock"); done
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"

@@ -117,10 +117,10 @@ def loss_curves(values: list[dict]) -> plt.Figure:
 
 
 def side_by_side(plots: dict, baseline: str, revision: str) -> str:
-    """A markdown table per figure: the baseline's picture beside the revision's."""
+    """A markdown table per figure (an image plot): the baseline's picture beside the revision's."""
     sections = []
     for name, entries in plots.items():
-        if name == LOSS_PLOT:
+        if entries[0]["type"] != "image":  # the curves: drawn together as the loss figure
             continue
         by_rev = {entry["revisions"][0]: Path(entry["url"]).name for entry in entries}
         cells = [

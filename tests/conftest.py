@@ -239,7 +239,8 @@ def leftovers(root: Path) -> list[str]:
 def first_sample_run(tmp_path_factory) -> tuple[Path, str]:
     """The repo, copied, with the whole pipeline run on the sample by `dvc repro`, committed; and
     what dvc printed. The sample comes over HTTP from a mirror on 127.0.0.1 ($DATA_MIRROR, tried
-    before the bundled folder params.yaml lists): the tests share this one run."""
+    before the bundled folder params.yaml lists). The tests share this one run and never change
+    it: a test that changes a run gets a copy (sample_repo, copy_run)."""
     repo = copy_repo(tmp_path_factory.mktemp("sample_run"))
     set_params(repo / "params.yaml", SAMPLE_PARAMS)
     with serving(SAMPLE) as mirror:
@@ -254,17 +255,14 @@ def sample_run(first_sample_run) -> Path:
 
 
 @pytest.fixture
-def sample_repo(sample_run: Path) -> Path:
-    """That repo reset to its committed run, outputs included, for a test to change."""
-    reset(sample_run)
-    return sample_run
+def sample_repo(sample_run: Path, tmp_path: Path) -> Path:
+    """A copy of that repo, its outputs, DVC cache and run cache included, for a test to change."""
+    return copy_run(sample_run, tmp_path / "sample_repo")
 
 
-def reset(repo: Path) -> None:
-    """Back to the committed run: git's files and the outputs in DVC's cache."""
-    run(["git", "reset", "-q", "--hard", "HEAD"], repo)
-    run(["git", "clean", "-q", "-d", "--force"], repo)
-    run(["dvc", "checkout", "--force"], repo)
+def copy_run(repo: Path, destination: Path) -> Path:
+    """A whole copy of a repo: its git history, workspace, DVC cache and run cache."""
+    return shutil.copytree(repo, destination, symlinks=True)
 
 
 def git_commit(repo: Path, message: str) -> None:

@@ -15,9 +15,9 @@ from stages.datasets import DATASETS, TEST_IMAGES
 from tests.conftest import (
     REPO,
     SAMPLE_PARAMS,
+    copy_run,
     mean_image_bce,
     ran_or_restored,
-    reset,
     run,
     set_params,
 )
@@ -60,8 +60,10 @@ def test_a_fresh_repo_runs_every_stage_downloading_over_http(first_sample_run):
 
 @dataclass
 class Rerun:
-    """What `dvc repro` did after model.encoding_dim changed to 16, and what it left."""
+    """What `dvc repro` did after model.encoding_dim changed to 16, and what it left; `repo` is
+    back at the committed run, its run cache holding both."""
 
+    repo: Path
     stages: list[str]
     stages_again: list[str]
     metrics_diff: dict
@@ -70,18 +72,20 @@ class Rerun:
 
 
 @pytest.fixture(scope="module")
-def encoding_dim_16(sample_run) -> Rerun:
-    reset(sample_run)
-    set_params(sample_run / "params.yaml", {"model.encoding_dim": 16})
-    stages = repro(sample_run)
+def encoding_dim_16(sample_run, tmp_path_factory) -> Rerun:
+    repo = copy_run(sample_run, tmp_path_factory.mktemp("encoding_dim_16") / "repo")
+    set_params(repo / "params.yaml", {"model.encoding_dim": 16})
+    stages = repro(repo)
     rerun = Rerun(
+        repo,
         stages,
-        repro(sample_run),
-        json.loads(dvc(sample_run, "metrics", "diff", "--json", "HEAD")),
-        json.loads(dvc(sample_run, "params", "diff", "--json", "HEAD")),
-        snapshot(sample_run),
+        repro(repo),
+        json.loads(dvc(repo, "metrics", "diff", "--json", "HEAD")),
+        json.loads(dvc(repo, "params", "diff", "--json", "HEAD")),
+        snapshot(repo),
     )
-    reset(sample_run)
+    run(["git", "reset", "-q", "--hard", "HEAD"], repo)
+    dvc(repo, "checkout", "--force")
     return rerun
 
 
@@ -174,22 +178,21 @@ def test_metrics_diff_shows_the_changed_metrics(encoding_dim_16):
 
 
 @pytest.mark.slow
-def test_params_that_ran_before_are_restored_from_the_run_cache_not_run(
-    sample_repo, encoding_dim_16
-):
+def test_params_that_ran_before_are_restored_from_the_run_cache_not_run(encoding_dim_16):
     # Back and forth between two params that both ran: DVC's run cache has every stage's outputs.
-    committed = snapshot(sample_repo)
-    set_params(sample_repo / "params.yaml", {"model.encoding_dim": 16})
-    output = dvc(sample_repo, "repro")
+    repo = encoding_dim_16.repo
+    committed = snapshot(repo)
+    set_params(repo / "params.yaml", {"model.encoding_dim": 16})
+    output = dvc(repo, "repro")
     assert "Running stage" not in output, output
     assert ran_or_restored(output) == ["train", "predict", "plot"]
-    assert snapshot(sample_repo) == encoding_dim_16.outputs
+    assert snapshot(repo) == encoding_dim_16.outputs
 
-    set_params(sample_repo / "params.yaml", {"model.encoding_dim": 36})
-    output = dvc(sample_repo, "repro")
+    set_params(repo / "params.yaml", {"model.encoding_dim": 36})
+    output = dvc(repo, "repro")
     assert "Running stage" not in output, output
-    assert snapshot(sample_repo) == committed
-    assert run(["git", "status", "--porcelain"], sample_repo).stdout == ""
+    assert snapshot(repo) == committed
+    assert run(["git", "status", "--porcelain"], repo).stdout == ""
 
 
 def test_plots_are_declared_for_dvc_plots(sample_repo):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import ENV, git_commit, ran_or_restored, reset, run, set_params
+from tests.conftest import ENV, copy_run, git_commit, ran_or_restored, run, set_params
 from tests.test_determinism import snapshot
 
 # Pushes, pulls and clones of whole runs: not in `make test-fast`.
@@ -85,8 +85,7 @@ class Shared:
 def shared(sample_run, tmp_path_factory, remote) -> Shared:
     """The committed sample run with a default DVC remote, committed, pushed and tagged as the
     model's version v1.0.0; then a smaller code, trained, committed, pushed and tagged v1.1.0."""
-    reset(sample_run)
-    origin = shutil.copytree(sample_run, tmp_path_factory.mktemp("shared") / "origin")
+    origin = copy_run(sample_run, tmp_path_factory.mktemp("shared") / "origin")
     for command in remote:
         run(command, origin)
     git_commit(origin, "Share the results on a DVC remote")
