@@ -87,9 +87,9 @@ def mean_image_bce(images: np.ndarray) -> float:
     return float(-np.mean(images * np.log(mean) + (1 - images) * np.log(1 - mean)))
 
 
-def sample_test_images(dataset: str = "mnist_sample") -> np.ndarray:
-    """A bundled sample's test images, scaled and flattened as prepare writes them."""
-    images = idx.read(REPO / "tests" / "data" / dataset / datasets.TEST_IMAGES)
+def sample_test_images() -> np.ndarray:
+    """The bundled MNIST sample's test images, scaled and flattened as prepare writes them."""
+    images = idx.read(SAMPLE / datasets.TEST_IMAGES)
     return images.reshape(-1, IMAGE_SIZE) / np.float32(255)
 
 

@@ -193,6 +193,7 @@ def test_params_that_ran_before_are_restored_from_the_run_cache_not_run(encoding
     assert "Running stage" not in output, output
     assert snapshot(repo) == committed
     assert run(["git", "status", "--porcelain"], repo).stdout == ""
+    assert repro(repo) == []
 
 
 def test_plots_are_declared_for_dvc_plots(sample_repo):
