@@ -17,6 +17,8 @@ import dvc.api
 
 from stages.files import atomic_path
 
+PREPARED = "prepared-data"  # the experiment that prepares the shared data, removed once it ran
+
 
 def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
     """-S KEY=VALUE for every experiment, and --jobs, the queue's workers."""
@@ -50,9 +52,7 @@ def default_jobs() -> int:
 def queue(settings: list[str]) -> list[str]:
     """Queue `dvc exp run --queue -S ...` with these settings; return the queued names (a
     comma-separated value queues one experiment per value, as DVC does)."""
-    command = ["dvc", "exp", "run", "--queue"]
-    for setting in settings:
-        command += ["-S", setting]
+    command = ["dvc", "exp", "run", "--queue", *settings_args(settings)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     names = re.findall(r"Queued experiment '([^']+)'", output)
     if not names:
@@ -67,6 +67,26 @@ def run_queue(jobs: int) -> None:
     environment = {**os.environ, "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     command = ["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)]
     subprocess.run(command, check=True, env=environment)
+
+
+def prepare_once(shared: list[str]) -> None:
+    """Download and prepare the data the experiments share (`shared`: the settings all of them
+    have), once, before any is queued: each experiment then finds those stages in DVC's run cache.
+    Two queue workers running the same stage at once race on that cache (DVC 3.67 takes the record
+    the other is still writing for a corrupted one and deletes it: "failed to reproduce")."""
+    print("preparing the data the experiments share", flush=True)
+    command = ["dvc", "exp", "run", "--temp", "--name", PREPARED, *settings_args(shared), "prepare"]
+    prepared = subprocess.run(command, capture_output=True, text=True)
+    subprocess.run(["dvc", "exp", "remove", PREPARED], capture_output=True)
+    if prepared.returncode != 0:
+        lines = (prepared.stdout + prepared.stderr).strip().splitlines()
+        # The stage's own one-line error if it gave one, else DVC's last word.
+        reason = next((line[7:] for line in lines if line.startswith("error: ")), lines[-1])
+        sys.exit(f"error: preparing the data failed, nothing was queued: {reason}")
+
+
+def settings_args(settings: list[str]) -> list[str]:
+    return [argument for setting in settings for argument in ("-S", setting)]
 
 
 def results(names: list[str]) -> tuple[dict[str, dict], list[str]]:

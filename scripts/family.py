@@ -54,6 +54,7 @@ def main() -> None:
     common = [*args.set]
     if args.dataset:
         common.append(f"data.dataset={args.dataset}")
+    experiments.prepare_once(common)
     names = {}
     for variant in args.variants:
         epochs = args.epochs.get(variant, args.epochs.get("all"))

@@ -36,6 +36,7 @@ COLUMNS = {
 
 def main() -> None:
     args = parse_args()
+    experiments.prepare_once(args.set)
     names = experiments.queue([f"model.encoding_dim={','.join(map(str, args.dims))}", *args.set])
     if len(names) != len(args.dims):
         sys.exit(f"error: queued {len(names)} experiments for {len(args.dims)} values")

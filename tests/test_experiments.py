@@ -71,6 +71,19 @@ def test_a_bad_dims_list_is_one_line_before_anything_is_queued(tmp_path):
     assert not (repo / ".dvc" / "tmp" / "exps").exists()  # where DVC's queue would keep it
 
 
+def test_data_that_cannot_be_prepared_is_one_line_before_anything_is_queued(tmp_path):
+    repo = copy_repo(tmp_path)
+    set_params(repo / "params.yaml", {**SAMPLE_PARAMS, "data.mirrors.mnist_sample": ["nowhere/"]})
+    git_commit(repo, "a sample that is not there")
+    result = run([sys.executable, "-m", "scripts.sweep", "--dims", "4"], repo, check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        "error: preparing the data failed, nothing was queued: could not get "
+    ), result.stderr
+    assert run(["dvc", "exp", "list", "--name-only"], repo).stdout.strip() == ""
+    assert "Queued" not in run(["dvc", "queue", "status"], repo).stdout
+
+
 @pytest.mark.slow
 def test_the_report_compares_two_experiments(swept):
     smallest, largest = sweep_rows(swept)[0], sweep_rows(swept)[-1]
