@@ -1,8 +1,14 @@
-"""params.yaml, validated once: typed values for the stages, or one line saying what is wrong."""
+"""params.yaml, validated once: typed values for the stages, or one line saying what is wrong.
+
+Each key is declared once, as a field of its section's dataclass: what is allowed there, the
+stages that read it (dvc.yaml lists it for exactly those) and what it means. `load()` walks the
+declarations in order; `python -m stages.params` prints them as a table.
+"""
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -11,23 +17,14 @@ from stages.cli import StageError
 from stages.datasets import DATASETS, IMAGE_SIZE
 from stages.paths import PARAMS
 
-# The valid values of every key, in one place.
+# The valid values of the keys that choose among names.
 KINDS = ("dense", "deep", "conv", "vae")  # stages/model.py builds each
 # auto: one device; mirrored: one machine's GPUs (or logical CPUs); multi_worker: TF_CONFIG's
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adadelta", "sgd", "rmsprop", "adagrad", "adamw", "nadam")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "swish", "softplus")
 OUTPUT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")  # binary cross-entropy needs outputs in [0, 1]
-MAX_HIDDEN_LAYERS = 8
-MAX_WIDTH = 4096
-# Each convolutional block halves the 28x28 picture: 14x14, then 7x7; a third would not divide.
-MAX_CONV_BLOCKS = 2
-MAX_FILTERS = 512
 MAX_SEED = 2**32 - 1
-MAX_EPOCHS = 10_000
-MAX_BATCH_SIZE = 65_536
-MAX_IMAGES_SHOWN = 100
-MAX_DEVICES = 64
 
 
 class _Loader(yaml.SafeLoader):
@@ -45,42 +42,207 @@ class ParamsError(StageError):
     """A params.yaml key that is missing, unknown, or has a value outside what is allowed."""
 
 
+class Invalid(Exception):
+    """A value a rule does not allow; `key` when it is a key inside the value (data.mirrors)."""
+
+    def __init__(self, problem: str | None = None, allowed: str | None = None, key: str = ""):
+        self.problem, self.allowed, self.key = problem, allowed, key
+
+
+# What the rules below may read of the keys before theirs: {"data": {"dataset": "mnist", ...}}.
+Loaded = dict[str, dict]
+Bound = int | Callable[[Loaded], int]
+
+
+def _bound(bound: Bound, loaded: Loaded) -> int:
+    return bound(loaded) if callable(bound) else bound
+
+
+def _is_number(value) -> bool:
+    # YAML's true/false are ints to Python; as a number they are mistakes.
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Integer:
+    low: int
+    high: Bound  # a number, or one that depends on keys read before (data.dataset's sizes)
+
+    def allowed(self, loaded: Loaded) -> str:
+        return f"an integer from {self.low} to {_bound(self.high, loaded)}"
+
+    def parse(self, value, loaded: Loaded) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid
+        if not self.low <= value <= _bound(self.high, loaded):
+            raise Invalid
+        return value
+
+
+@dataclass(frozen=True)
+class Number:
+    low: float
+    high: float
+
+    def allowed(self, loaded: Loaded) -> str:
+        return f"a number from {self.low} to {self.high}"
+
+    def parse(self, value, loaded: Loaded) -> float:
+        if not _is_number(value) or not self.low <= value <= self.high:
+            raise Invalid
+        return float(value)
+
+
+@dataclass(frozen=True)
+class Positive:
+    def allowed(self, loaded: Loaded) -> str:
+        return "a finite number greater than 0"
+
+    def parse(self, value, loaded: Loaded) -> float:
+        if not _is_number(value) or value <= 0:
+            raise Invalid
+        return float(value)
+
+
+@dataclass(frozen=True)
+class Integers:
+    """A list of 1 to `most` integers, each from 1 to `high`: layer widths or channels."""
+
+    most: int
+    high: int
+
+    def allowed(self, loaded: Loaded) -> str:
+        return f"a list of 1 to {self.most} integers from 1 to {self.high}"
+
+    def parse(self, value, loaded: Loaded) -> tuple[int, ...]:
+        if (
+            not isinstance(value, list)
+            or not 1 <= len(value) <= self.most
+            or not all(type(item) is int and 1 <= item <= self.high for item in value)
+        ):
+            raise Invalid
+        return tuple(value)
+
+
+@dataclass(frozen=True)
+class Boolean:
+    def allowed(self, loaded: Loaded) -> str:
+        return "true or false"
+
+    def parse(self, value, loaded: Loaded) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    choices: tuple[str, ...]
+
+    def allowed(self, loaded: Loaded) -> str:
+        return ", ".join(self.choices)
+
+    def parse(self, value, loaded: Loaded) -> str:
+        if value not in self.choices:
+            raise Invalid
+        return value
+
+
+@dataclass(frozen=True)
+class Mirrors:
+    """A mapping from dataset name to a list of URLs or folders (data.mirrors)."""
+
+    def allowed(self, loaded: Loaded) -> str:
+        return "a mapping from dataset name to a list of URLs or folders"
+
+    def parse(self, value, loaded: Loaded) -> dict[str, list[str]]:
+        if not isinstance(value, dict):
+            raise Invalid
+        for dataset, sources in value.items():
+            if dataset not in DATASETS:
+                raise Invalid("is not a known dataset", ", ".join(DATASETS), key=dataset)
+            if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
+                raise Invalid(f"is {sources!r}", "a list of URLs or folders", key=dataset)
+        return value
+
+
+def key(rule, stages: str, help: str):
+    """A params.yaml key: the rule its value must pass, the stages that read it (space-separated,
+    as dvc.yaml lists it under each) and what it means."""
+    return field(metadata={"rule": rule, "stages": tuple(stages.split()), "help": help})
+
+
+def _split_size(split: str) -> Callable[[Loaded], int]:
+    return lambda loaded: getattr(DATASETS[loaded["data"]["dataset"]], f"{split}_count")
+
+
 @dataclass(frozen=True)
 class DataParams:
-    dataset: str
-    mirrors: dict[str, list[str]]
-    train_size: int
-    test_size: int
-    seed: int
+    dataset: str = key(
+        Choice(tuple(DATASETS)), "download prepare plot", "which images: the IDX files and labels"
+    )
+    mirrors: dict[str, list[str]] = key(
+        Mirrors(), "download", "where each dataset's files are, tried in order after $DATA_MIRROR"
+    )
+    train_size: int = key(
+        Integer(1, _split_size("train")), "prepare", "training images, a seeded subset if fewer"
+    )
+    test_size: int = key(
+        Integer(1, _split_size("test")), "prepare", "test images, a seeded subset if fewer"
+    )
+    seed: int = key(
+        Integer(0, MAX_SEED),
+        "prepare train predict plot",
+        "picks the subsets; seeds the noise on the test images",
+    )
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    kind: str
-    encoding_dim: int
-    hidden: tuple[int, ...]
-    filters: tuple[int, ...]
-    activation: str
-    output_activation: str
-    l1: float
+    kind: str = key(Choice(KINDS), "train", "the autoencoder: one builder each in stages/model.py")
+    encoding_dim: int = key(Integer(1, IMAGE_SIZE), "train", "the code's size in every kind")
+    hidden: tuple[int, ...] = key(
+        Integers(8, 4096), "train", "deep and vae: Dense widths to the code, mirrored back"
+    )
+    # Each convolutional block halves the 28x28 picture: 14x14, then 7x7; a third would not divide.
+    filters: tuple[int, ...] = key(
+        Integers(2, 512), "train", "conv: channels of each 3x3 convolution block"
+    )
+    activation: str = key(Choice(ACTIVATIONS), "train", "the hidden layers' activation")
+    output_activation: str = key(
+        Choice(OUTPUT_ACTIVATIONS), "train", "the reconstruction's activation"
+    )
+    l1: float = key(Number(0, 1), "train", "the sparse autoencoder's L1 penalty on the code")
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    optimizer: str
-    learning_rate: float
-    epochs: int
-    batch_size: int
-    shuffle: bool
-    seed: int
-    noise_factor: float
-    strategy: str
-    devices: int
+    optimizer: str = key(Choice(OPTIMIZERS), "train", "Keras' optimizer of that name")
+    learning_rate: float = key(Positive(), "train", "the optimizer's step size")
+    epochs: int = key(Integer(1, 10_000), "train", "passes over the training images")
+    batch_size: int = key(
+        Integer(1, 65_536), "train", "images per step, split between the replicas"
+    )
+    shuffle: bool = key(Boolean(), "train", "a new order of the images each epoch")
+    seed: int = key(
+        Integer(0, MAX_SEED),
+        "train predict",
+        "the initial weights, the shuffling and the noise; the random codes predict decodes",
+    )
+    noise_factor: float = key(
+        Number(0, 1), "train predict plot", "the denoising autoencoder's input noise (0: off)"
+    )
+    strategy: str = key(Choice(STRATEGIES), "train", "where training runs (docs/scaling.md)")
+    devices: int = key(Integer(1, 64), "train", "mirrored without a GPU: logical CPU devices")
 
 
 @dataclass(frozen=True)
 class PlotParams:
-    n_images: int
+    n_images: int = key(
+        Integer(1, lambda loaded: min(100, loaded["data"]["test_size"])),
+        "plot",
+        "test images shown in the figures",
+    )
 
 
 @dataclass(frozen=True)
@@ -91,7 +253,16 @@ class Params:
     plot: PlotParams
 
 
-SECTIONS = {"data": DataParams, "model": ModelParams, "train": TrainParams, "plot": PlotParams}
+SECTIONS = {section.name: section.type for section in fields(Params)}
+
+
+def declared() -> dict[str, dict]:
+    """Every key, as section.name, with its rule, the stages that read it and its help."""
+    return {
+        f"{section}.{declaration.name}": dict(declaration.metadata)
+        for section, kind in SECTIONS.items()
+        for declaration in fields(kind)
+    }
 
 
 def load(path: Path = PARAMS) -> Params:
@@ -108,151 +279,58 @@ def load(path: Path = PARAMS) -> Params:
         raise ParamsError(f"{path}: is not valid YAML{line}") from None
     if not isinstance(document, dict):
         raise ParamsError(f"{path}: must be a mapping of sections (data, model, train, plot)")
-    check = _Checker(path, document)
-    for name, fields in SECTIONS.items():
-        check.section(name, fields)
 
-    dataset = DATASETS[check.choice("data", "dataset", tuple(DATASETS))]
-    data = DataParams(
-        dataset=dataset.name,
-        mirrors=check.mirrors("data", "mirrors"),
-        train_size=check.integer("data", "train_size", 1, dataset.train_count),
-        test_size=check.integer("data", "test_size", 1, dataset.test_count),
-        seed=check.integer("data", "seed", 0, MAX_SEED),
-    )
-    return Params(
-        data=data,
-        model=model_params(check),
-        train=TrainParams(
-            optimizer=check.choice("train", "optimizer", OPTIMIZERS),
-            learning_rate=check.positive_number("train", "learning_rate"),
-            epochs=check.integer("train", "epochs", 1, MAX_EPOCHS),
-            batch_size=check.integer("train", "batch_size", 1, MAX_BATCH_SIZE),
-            shuffle=check.boolean("train", "shuffle"),
-            seed=check.integer("train", "seed", 0, MAX_SEED),
-            noise_factor=check.number("train", "noise_factor", 0, 1),
-            strategy=check.choice("train", "strategy", STRATEGIES),
-            devices=check.integer("train", "devices", 1, MAX_DEVICES),
-        ),
-        plot=PlotParams(
-            n_images=check.integer("plot", "n_images", 1, min(MAX_IMAGES_SHOWN, data.test_size)),
-        ),
-    )
+    def fail(key: str, problem: str, allowed: str) -> ParamsError:
+        return ParamsError(f"{path}: {key} {problem}; allowed: {allowed}")
 
-
-def model_params(check: "_Checker") -> ModelParams:
-    model = ModelParams(
-        kind=check.choice("model", "kind", KINDS),
-        encoding_dim=check.integer("model", "encoding_dim", 1, IMAGE_SIZE),
-        hidden=check.integers("model", "hidden", MAX_HIDDEN_LAYERS, MAX_WIDTH),
-        filters=check.integers("model", "filters", MAX_CONV_BLOCKS, MAX_FILTERS),
-        activation=check.choice("model", "activation", ACTIVATIONS),
-        output_activation=check.choice("model", "output_activation", OUTPUT_ACTIVATIONS),
-        l1=check.number("model", "l1", 0, 1),
-    )
-    if model.kind == "vae" and model.l1 > 0:
-        # Its code is a distribution that the KL term already pulls towards N(0, I).
-        raise check.fail("model.l1", f"is {model.l1!r} with model.kind vae", "0 for a vae")
-    return model
-
-
-class _Checker:
-    """Checks one key at a time and words each failure the same way."""
-
-    def __init__(self, path: Path, document: dict):
-        self.path = path
-        self.document = document
-
-    def fail(self, key: str, problem: str, allowed: str) -> ParamsError:
-        return ParamsError(f"{self.path}: {key} {problem}; allowed: {allowed}")
-
-    def section(self, name: str, fields: type) -> None:
-        expected = list(fields.__dataclass_fields__)
-        section = self.document.get(name)
+    # Every section and key is known before any value is read.
+    for name, kind in SECTIONS.items():
+        expected = [declaration.name for declaration in fields(kind)]
+        section = document.get(name)
         if not isinstance(section, dict):
-            if name not in self.document:
+            if name not in document:
                 problem = "is missing"
             elif section is None:
                 problem = "is empty"
             else:
                 problem = f"is {section!r}, not a mapping"
-            raise self.fail(name, problem, f"a mapping with keys {', '.join(expected)}")
-        for key in section:
-            if key not in expected:
-                raise self.fail(f"{name}.{key}", "is not a known key", ", ".join(expected))
+            raise fail(name, problem, f"a mapping with keys {', '.join(expected)}")
+        for found in section:
+            if found not in expected:
+                raise fail(f"{name}.{found}", "is not a known key", ", ".join(expected))
 
-    def value(self, section: str, key: str, allowed: str):
-        values = self.document[section]
-        if key not in values:
-            raise self.fail(f"{section}.{key}", "is missing", allowed)
-        return values[key]
+    loaded: Loaded = {}
+    for name, kind in SECTIONS.items():
+        loaded[name] = {}
+        for declaration in fields(kind):
+            dotted, rule = f"{name}.{declaration.name}", declaration.metadata["rule"]
+            allowed = rule.allowed(loaded)
+            if declaration.name not in document[name]:
+                raise fail(dotted, "is missing", allowed)
+            value = document[name][declaration.name]
+            try:
+                loaded[name][declaration.name] = rule.parse(value, loaded)
+            except Invalid as invalid:
+                inner = f"{dotted}.{invalid.key}" if invalid.key else dotted
+                problem = invalid.problem or f"is {value!r}"
+                raise fail(inner, problem, invalid.allowed or allowed) from None
+        if name == "model" and loaded[name]["kind"] == "vae" and loaded[name]["l1"] > 0:
+            # Its code is a distribution that the KL term already pulls towards N(0, I).
+            raise fail("model.l1", f"is {loaded[name]['l1']!r} with model.kind vae", "0 for a vae")
+    return Params(**{name: SECTIONS[name](**values) for name, values in loaded.items()})
 
-    def integer(self, section: str, key: str, low: int, high: int) -> int:
-        allowed = f"an integer from {low} to {high}"
-        value = self.value(section, key, allowed)
-        # YAML's true/false are ints to Python; as a size or a seed they are mistakes.
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
-        return value
 
-    def positive_number(self, section: str, key: str) -> float:
-        allowed = "a finite number greater than 0"
-        value = self.value(section, key, allowed)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
-        return float(value)
+def main() -> None:
+    """Print every key: what it may be, the stages that read it, what it means."""
+    print("| key | allowed | read by | what it is |")
+    print("| --- | --- | --- | --- |")
+    # Bounds that depend on other keys are shown for params.yaml's own values.
+    loaded = {"data": vars(load().data)}
+    for dotted, declaration in declared().items():
+        readers = ", ".join(declaration["stages"])
+        allowed = declaration["rule"].allowed(loaded)
+        print(f"| `{dotted}` | {allowed} | {readers} | {declaration['help']} |")
 
-    def number(self, section: str, key: str, low: float, high: float) -> float:
-        allowed = f"a number from {low} to {high}"
-        value = self.value(section, key, allowed)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or not low <= value <= high
-        ):
-            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
-        return float(value)
 
-    def integers(self, section: str, key: str, most: int, high: int) -> tuple[int, ...]:
-        """A list of 1 to `most` integers, each from 1 to `high`: layer widths or channels."""
-        allowed = f"a list of 1 to {most} integers from 1 to {high}"
-        value = self.value(section, key, allowed)
-        if (
-            not isinstance(value, list)
-            or not 1 <= len(value) <= most
-            or not all(type(item) is int and 1 <= item <= high for item in value)
-        ):
-            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
-        return tuple(value)
-
-    def boolean(self, section: str, key: str) -> bool:
-        value = self.value(section, key, "true or false")
-        if not isinstance(value, bool):
-            raise self.fail(f"{section}.{key}", f"is {value!r}", "true or false")
-        return value
-
-    def choice(self, section: str, key: str, choices: tuple[str, ...]) -> str:
-        allowed = ", ".join(choices)
-        value = self.value(section, key, allowed)
-        if value not in choices:
-            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
-        return value
-
-    def mirrors(self, section: str, key: str) -> dict[str, list[str]]:
-        allowed = "a mapping from dataset name to a list of URLs or folders"
-        value = self.value(section, key, allowed)
-        if not isinstance(value, dict):
-            raise self.fail(f"{section}.{key}", f"is {value!r}", allowed)
-        for dataset, sources in value.items():
-            name = f"{section}.{key}.{dataset}"
-            if dataset not in DATASETS:
-                raise self.fail(name, "is not a known dataset", ", ".join(DATASETS))
-            if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
-                raise self.fail(name, f"is {sources!r}", "a list of URLs or folders")
-        return value
+if __name__ == "__main__":
+    main()

@@ -398,3 +398,21 @@ def test_any_params_document_loads_exactly_or_fails_on_one_line_naming_its_first
     message = load_error(path)
     assert "\n" not in message
     assert message.startswith(f"{path}: {first} {problem}; allowed: "), (message, bad)
+
+
+def test_every_declared_key_is_in_params_yaml_and_listed_by_exactly_the_stages_that_read_it():
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    declared = params.declared()
+    for dotted in declared:
+        section, key = dotted.split(".")
+        assert key in document[section], dotted
+    for name, stage in stages.items():
+        readers = {
+            dotted for dotted, declaration in declared.items() if name in declaration["stages"]
+        }
+        assert set(stage.get("params", [])) == readers, name
+    assert {section: set(keys) for section, keys in document.items()} == {
+        section: {dotted.split(".")[1] for dotted in declared if dotted.startswith(f"{section}.")}
+        for section in document
+    }
