@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -23,17 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.common import ENV, REPO
 from scripts.family import VARIANTS
-from stages.paths import TRAIN_REPORTS
-
-REPO = Path(__file__).resolve().parents[1]
-# The train stage prints "Epoch 3/15 - 0.28s - loss: ..." as each epoch ends.
-EPOCH_LINE = re.compile(r"Epoch \d+/\d+ - ([\d.]+)s ")
-ENV = {
-    **os.environ,
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
+from stages.train import epoch_seconds, history_environment, read_history
 
 NO_OP_REPEATS = 5  # no-op `dvc repro` measurements per run, of this project and of DVC's floor
 
@@ -100,9 +91,8 @@ KIND_FIT = textwrap.dedent("""
     config = params.load()
     x_train = np.load("data/prepared/train_images.npy")
     x_test = np.load("data/prepared/test_images.npy")
-    factor = config.train.noise_factor
-    inputs = noise.noisy(x_train, factor, config.train.seed)
-    test_inputs = noise.noisy(x_test, factor, config.data.seed)
+    inputs = noise.training_inputs(x_train, config)
+    test_inputs = noise.test_inputs(x_test, config)
     model.seed_everything(config.train.seed)
     autoencoder = model.build_autoencoder(config.model)
     autoencoder.compile(optimizer="adam", loss="binary_crossentropy")
@@ -137,11 +127,12 @@ def tutorial_epochs(result: dict) -> tuple[list[float], float]:
     return report["epoch_seconds"], report["val_loss"]
 
 
-def stage_epochs(result: dict, clone: Path) -> tuple[list[float], float]:
-    """(each epoch's seconds, the final val_loss), from the train stage's lines and DVCLive."""
-    seconds = [float(match[1]) for line in result["lines"] if (match := EPOCH_LINE.match(line))]
-    val_loss = json.loads((clone / TRAIN_REPORTS / "metrics.json").read_text())["eval"]["loss"]
-    return seconds, val_loss
+def train_stage(clone: Path, history: Path) -> tuple[dict, tuple[list[float], float]]:
+    """Run the train stage in a fresh process: its measure, and (each epoch's seconds, the final
+    val_loss) from the history it writes."""
+    result = measure([sys.executable, "-m", "stages.train"], clone, history_environment(history))
+    epochs = read_history(history)
+    return result, ([epoch["seconds"] for epoch in epochs], epochs[-1]["val_loss"])
 
 
 def per_epoch(fits: list[tuple[list[float], float]]) -> tuple[float, float, float]:
@@ -186,8 +177,9 @@ def main() -> None:
                 trivial.append(measure(["dvc", "repro"], trivial_project))
             # Back to the default params (encoding_dim 36) for the train stage alone.
             subprocess.run(["git", "checkout", "-q", "--", "params.yaml"], cwd=clone, check=True)
-            stage.append(measure([sys.executable, "-m", "stages.train"], clone))
-            stage_fits.append(stage_epochs(stage[-1], clone))
+            result, fit = train_stage(clone, work / "history.json")
+            stage.append(result)
+            stage_fits.append(fit)
             print(f"run {run + 1} of {args.runs}: done", flush=True)
         kind_rows = time_kinds(args, data, work) if args.kinds else {}
     finally:
@@ -263,6 +255,7 @@ def time_kinds(args, data: Path, work: Path) -> dict[str, tuple[float, float]]:
         capture_output=True,
     )
     (work / "kind_fit.py").write_text(KIND_FIT)
+    history = work / "kind_history.json"
     rows = {}
     for variant in args.kinds:
         fits, stages = [], []
@@ -273,8 +266,8 @@ def time_kinds(args, data: Path, work: Path) -> dict[str, tuple[float, float]]:
             fit = measure([sys.executable, str(work / "kind_fit.py")], clone, {"PYTHONPATH": "."})
             # The first epoch also traces and compiles, on both sides: the epochs after it.
             fits.append(statistics.median(tutorial_epochs(fit)[0][1:]))
-            stage = measure([sys.executable, "-m", "stages.train"], clone)
-            stages.append(statistics.median(stage_epochs(stage, clone)[0][1:]))
+            measure([sys.executable, "-m", "stages.train"], clone, history_environment(history))
+            stages.append(statistics.median(epoch_seconds(history)[1:]))
         rows[variant] = statistics.median(fits), statistics.median(stages)
         print(f"{variant}: done", flush=True)
     return rows

@@ -12,8 +12,6 @@ agree to about 1e-6. The folders are removed at the end.
 
 import argparse
 import json
-import os
-import re
 import shutil
 import socket
 import statistics
@@ -24,15 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.common import ENV, REPO
 from stages.paths import PARAMS, PREPARED, TRAIN_REPORTS
-
-REPO = Path(__file__).resolve().parents[1]
-EPOCH_LINE = re.compile(r"^Epoch \d+/\d+ - ([\d.]+)s ", re.MULTILINE)
-ENV = {
-    **os.environ,
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-}
+from stages.train import epoch_seconds, history_environment
 
 
 def main() -> None:
@@ -99,13 +91,17 @@ def folder(epochs: int, strategy: str, devices: int = 2) -> Path:
 
 
 def train(path: Path, environment: dict | None = None) -> subprocess.Popen:
+    """The train stage in `path`, writing its history there (HISTORY)."""
     return subprocess.Popen(
         [sys.executable, "-m", "stages.train"],
         cwd=path,
-        env={**ENV, **(environment or {})},
+        env={**ENV, **history_environment(path / HISTORY), **(environment or {})},
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+HISTORY = "history.json"
 
 
 def measure(processes: list[subprocess.Popen], chief: Path) -> tuple[float, float, float]:
@@ -114,7 +110,7 @@ def measure(processes: list[subprocess.Popen], chief: Path) -> tuple[float, floa
     for process, output in zip(processes, outputs, strict=True):
         if process.returncode != 0:
             sys.exit(f"error: {' '.join(process.args)} exited {process.returncode}:\n{output}")
-    seconds = statistics.median(float(s) for s in EPOCH_LINE.findall(outputs[0])[1:])
+    seconds = statistics.median(epoch_seconds(chief / HISTORY)[1:])
     metrics = json.loads((chief / TRAIN_REPORTS / "metrics.json").read_text())
     return seconds, metrics["train"]["loss"], metrics["eval"]["loss"]
 

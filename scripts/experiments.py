@@ -114,6 +114,18 @@ def fail_for(failed: list[str]) -> None:
         )
 
 
+def write_markdown(header: dict[str, str], cells: list[list[str]], path: Path) -> None:
+    """A Markdown table: `header` maps each column's title to its alignment (":---" to the left,
+    "---:" to the right), `cells` gives each row's cells, already formatted."""
+    lines = [
+        f"| {' | '.join(header)} |",
+        f"| {' | '.join(header.values())} |",
+        *(f"| {' | '.join(row)} |" for row in cells),
+    ]
+    with atomic_path(path) as temporary:
+        temporary.write_text("\n".join(lines) + "\n")
+
+
 def write_csv(rows: list[dict], columns: list[str], path: Path) -> None:
     with atomic_path(path) as temporary, temporary.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns)

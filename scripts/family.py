@@ -20,7 +20,6 @@ import numpy as np
 from scripts import experiments
 from stages import figures, noise, params
 from stages.datasets import DATASETS
-from stages.files import atomic_path
 from stages.paths import RECONSTRUCTIONS, TEST_IMAGES
 
 FAMILY = Path("reports/family")
@@ -76,7 +75,7 @@ def main() -> None:
     experiments.write_csv(rows, ["variant", *COLUMNS, "experiment"], folder / "family.csv")
     write_markdown(rows, folder / "family.md")
     if rows:
-        figures.save(side_by_side(rows, finished, dataset), folder / "reconstructions.png")
+        figures.save(reconstructions_by_variant(rows, dataset), folder / "reconstructions.png")
     print((folder / "family.md").read_text())
     experiments.fail_for(failed)
 
@@ -125,38 +124,41 @@ def epochs_by_variant(text: str) -> dict[str, int]:
 
 
 def write_markdown(rows: list[dict], path: Path) -> None:
-    lines = [
-        "| variant | kind | parameters | epochs | test BCE | test MSE | PSNR dB "
-        "| noisy input PSNR dB | KL | experiment |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    header = {"variant": "---", "kind": "---", "parameters": "---:", "epochs": "---:"}
+    header |= {"test BCE": "---:", "test MSE": "---:", "PSNR dB": "---:"}
+    header |= {"noisy input PSNR dB": "---:", "KL": "---:", "experiment": "---"}
+    cells = [
+        [
+            row["variant"],
+            row["kind"],
+            str(row["parameter_count"]),
+            str(row["epochs"]),
+            f"{row['test_bce']:.4f}",
+            f"{row['test_mse']:.5f}",
+            f"{row['test_psnr']:.2f}",
+            optional(row["noisy_psnr"], ".2f"),
+            optional(row["kl"], ".4f"),
+            row["experiment"],
+        ]
+        for row in rows
     ]
-    for row in rows:
-        lines.append(
-            f"| {row['variant']} | {row['kind']} | {row['parameter_count']} | {row['epochs']} "
-            f"| {row['test_bce']:.4f} | {row['test_mse']:.5f} | {row['test_psnr']:.2f} "
-            f"| {optional(row['noisy_psnr'], '.2f')} | {optional(row['kl'], '.4f')} "
-            f"| {row['experiment']} |"
-        )
-    with atomic_path(path) as temporary:
-        temporary.write_text("\n".join(lines) + "\n")
+    experiments.write_markdown(header, cells, path)
 
 
 def optional(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def side_by_side(rows: list[dict], finished: dict[str, dict], dataset: str):
+def reconstructions_by_variant(rows: list[dict], dataset: str):
     """The first test images, and below them each variant's reconstructions of them (from the
     noisy ones for a denoising variant, whose inputs get a row of their own)."""
-    first = finished[rows[0]["experiment"]]
     images = read_array(TEST_IMAGES, rows[0]["experiment"])[:SHOWN]
     picture_rows = [("original", images)]
     noisy = [row for row in rows if row["noisy_psnr"] is not None]
     if noisy:
-        factor = finished[noisy[0]["experiment"]]["train.noise_factor"]
-        picture_rows.append(
-            (f"noise {factor}", noise.noisy(images, factor, int(first["data.seed"])))
-        )
+        config = params.parse(dvc.api.read("params.yaml", rev=noisy[0]["experiment"]))
+        inputs = noise.test_inputs(images, config)
+        picture_rows.append((f"noise {config.train.noise_factor:g}", inputs))
     for row in rows:
         picture_rows.append(
             (row["variant"], read_array(RECONSTRUCTIONS, row["experiment"])[:SHOWN])

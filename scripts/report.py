@@ -43,7 +43,7 @@ def main() -> None:
     plots = json.loads(dvc("plots", "diff", *revisions, "--json", "-o", str(ASSETS)))["data"]
 
     figures.save(loss_curves(plots[LOSS_PLOT][0]["content"]["data"]["values"]), ASSETS / "loss.png")
-    images = side_by_side(plots, baseline, revision)
+    images = figure_tables(plots, baseline, revision)
     text = "\n".join(
         [
             f"# `{revision}` against `{baseline}`",
@@ -116,7 +116,7 @@ def loss_curves(values: list[dict]) -> plt.Figure:
     return figure
 
 
-def side_by_side(plots: dict, baseline: str, revision: str) -> str:
+def figure_tables(plots: dict, baseline: str, revision: str) -> str:
     """A markdown table per figure (an image plot): the baseline's picture beside the revision's."""
     sections = []
     for name, entries in plots.items():

@@ -19,7 +19,6 @@ import matplotlib.pyplot as plt
 from scripts import experiments
 from stages import figures
 from stages.datasets import IMAGE_SIZE
-from stages.files import atomic_path
 
 DEFAULT_DIMS = "2,4,8,16,32,36,64,128"
 SWEEP = Path("reports/sweep")
@@ -85,18 +84,28 @@ def collect(names: list[str]) -> tuple[list[dict], list[str]]:
 
 
 def write_markdown(rows: list[dict], path: Path) -> None:
-    lines = [
-        "| encoding_dim | compression | parameters | test BCE | test MSE | PSNR dB | experiment |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    header = {
+        "encoding_dim": "---:",
+        "compression": "---:",
+        "parameters": "---:",
+        "test BCE": "---:",
+        "test MSE": "---:",
+        "PSNR dB": "---:",
+        "experiment": "---",
+    }
+    cells = [
+        [
+            str(row["encoding_dim"]),
+            f"{row['compression_ratio']:.1f}x",
+            str(row["parameter_count"]),
+            f"{row['test_bce']:.4f}",
+            f"{row['test_mse']:.5f}",
+            f"{row['test_psnr']:.2f}",
+            row["experiment"],
+        ]
+        for row in rows
     ]
-    for row in rows:
-        lines.append(
-            f"| {row['encoding_dim']} | {row['compression_ratio']:.1f}x | {row['parameter_count']} "
-            f"| {row['test_bce']:.4f} | {row['test_mse']:.5f} | {row['test_psnr']:.2f} "
-            f"| {row['experiment']} |"
-        )
-    with atomic_path(path) as temporary:
-        temporary.write_text("\n".join(lines) + "\n")
+    experiments.write_markdown(header, cells, path)
 
 
 def rate_distortion(rows: list[dict]):

@@ -10,6 +10,6 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Importing TensorFlow and Keras creates millions of objects that live as long as the stage. At
-# Python's default threshold (700) the garbage collector rescans them again and again: about 0.6 s
-# of a 2.7 s import. Collecting after every 100,000 new objects instead still collects.
+# Python's default threshold (700) the garbage collector rescans them again and again, a good part
+# of the import (docs/speed.md). Collecting after every 100,000 new objects instead still collects.
 gc.set_threshold(100_000)

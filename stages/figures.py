@@ -51,9 +51,9 @@ def picture_rows(rows: list[tuple[str, list[np.ndarray], float]], titles=None) -
         len(rows), 1, figsize=(1.2 * n_columns + 1.2, 4 / 3 * len(rows)), squeeze=False
     )
     for row, (axis, (label, pictures, brightest)) in enumerate(zip(axes[:, 0], rows, strict=True)):
-        picture_strip, centres = side_by_side(pictures)
+        strip, centres = picture_strip(pictures)
         # One grey scale per row, so brightness compares across columns; gaps stay white.
-        axis.imshow(picture_strip, cmap=GREY, vmin=0, vmax=brightest)
+        axis.imshow(strip, cmap=GREY, vmin=0, vmax=brightest)
         axis.set_frame_on(False)
         axis.set_yticks([])
         axis.set_ylabel(label)
@@ -68,7 +68,7 @@ def picture_rows(rows: list[tuple[str, list[np.ndarray], float]], titles=None) -
     return figure
 
 
-def side_by_side(pictures: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+def picture_strip(pictures: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
     """The pictures in one row with blank (NaN) gaps between them, and the centre of each."""
     height, width = pictures[0].shape
     gap = np.full((height, max(1, width // 10)), np.nan)
@@ -97,9 +97,9 @@ def decoded(images: np.ndarray, code_size: int) -> plt.Figure:
     """Images the decoder made from codes it was never given (stages/model.py: decode_samples)."""
     side = math.isqrt(len(images))
     pictures = [as_picture(image) for image in images]
-    rows = [side_by_side(pictures[row * side : (row + 1) * side])[0] for row in range(side)]
+    rows = [picture_strip(pictures[row * side : (row + 1) * side])[0] for row in range(side)]
     # The rows turned on their side: the same blank gaps between them as between columns.
-    grid = side_by_side([row.T for row in rows])[0].T
+    grid = picture_strip([row.T for row in rows])[0].T
     figure, axis = plt.subplots(figsize=(7, 7))
     axis.imshow(grid, cmap=GREY, vmin=0, vmax=1)
     axis.set_axis_off()

@@ -1,10 +1,22 @@
 """The denoising autoencoder's noisy inputs: images with seeded Gaussian noise.
 
-NumPy only: train noises its training images once (train.seed) and, like predict and plot, makes
-the same noisy test images (data.seed).
+NumPy only. The training images are noised once, with train.seed; the test images with data.seed,
+the same ones wherever they are needed (train, predict, plot, the family's figure).
 """
 
 import numpy as np
+
+from stages.params import Params
+
+
+def training_inputs(images: np.ndarray, config: Params) -> np.ndarray:
+    """What the model trains on: the training images, noised for a denoising autoencoder."""
+    return noisy(images, config.train.noise_factor, config.train.seed)
+
+
+def test_inputs(images: np.ndarray, config: Params) -> np.ndarray:
+    """What the model is shown of the test images: noised for a denoising autoencoder."""
+    return noisy(images, config.train.noise_factor, config.data.seed)
 
 
 def noisy(images: np.ndarray, noise_factor: float, seed: int) -> np.ndarray:

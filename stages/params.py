@@ -268,11 +268,18 @@ def declared() -> dict[str, dict]:
 def load(path: Path = PARAMS) -> Params:
     """Read and validate the whole of params.yaml; raise ParamsError on the first bad key."""
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ParamsError(f"{path}: cannot be read ({error.strerror})") from None
     except UnicodeDecodeError:
         raise ParamsError(f"{path}: is not UTF-8 text") from None
+    return parse(text, path)
+
+
+def parse(text: str, path: Path | str = PARAMS) -> Params:
+    """Validate a params.yaml given as text (an experiment's, say); `path` names it in errors."""
+    try:
+        document = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""

@@ -23,9 +23,8 @@ DECODED = PREDICTIONS / "decoded.npy"  # images decoded from codes the model nev
 METRICS = Path("reports/metrics.json")
 
 FIGURES = Path("reports/figures")
-RECONSTRUCTIONS_FIGURE = FIGURES / "reconstructions.png"
-LOSS_FIGURE = FIGURES / "loss.png"
-CODES_FIGURE = FIGURES / "codes_pca.png"
-ERROR_PER_CLASS_FIGURE = FIGURES / "error_per_class.png"
-BEST_AND_WORST_FIGURE = FIGURES / "best_and_worst.png"
-DECODED_FIGURE = FIGURES / "decoded.png"
+
+
+def figure(name: str) -> Path:
+    """Where the plot stage saves the figure of that name (dvc.yaml lists each under plot)."""
+    return FIGURES / f"{name}.png"

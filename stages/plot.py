@@ -12,18 +12,13 @@ from stages.cli import StageError, run
 from stages.datasets import DATASETS
 from stages.files import load_npy
 from stages.paths import (
-    BEST_AND_WORST_FIGURE,
     CODES,
-    CODES_FIGURE,
     DECODED,
-    DECODED_FIGURE,
-    ERROR_PER_CLASS_FIGURE,
-    LOSS_FIGURE,
     RECONSTRUCTIONS,
-    RECONSTRUCTIONS_FIGURE,
     TEST_IMAGES,
     TEST_LABELS,
     TRAIN_CURVES,
+    figure,
 )
 
 
@@ -35,25 +30,27 @@ def main() -> None:
     if len(images) < n_images:
         raise StageError(f"plot.n_images is {n_images}, but {TEST_IMAGES} has {len(images)} images")
     # What the model got: the images, or for a denoising autoencoder the same noisy ones as predict.
-    inputs = noise.noisy(images, config.train.noise_factor, config.data.seed)
+    inputs = noise.test_inputs(images, config)
     errors = np.mean((images - reconstructed) ** 2, axis=1)  # per image
 
     first = slice(n_images)
     shown_inputs = inputs[first] if inputs is not images else None
-    figures.save(
+    save(
+        "reconstructions",
         figures.reconstructions(images[first], shown_inputs, codes[first], reconstructed[first]),
-        RECONSTRUCTIONS_FIGURE,
     )
-    figures.save(
-        figures.loss(read_curve("train/loss.tsv"), read_curve("eval/loss.tsv")), LOSS_FIGURE
-    )
-    figures.save(figures.codes_pca(codes, labels, dataset), CODES_FIGURE)
-    figures.save(figures.error_per_class(errors, labels, dataset), ERROR_PER_CLASS_FIGURE)
-    figures.save(
+    save("loss", figures.loss(read_curve("train/loss.tsv"), read_curve("eval/loss.tsv")))
+    save("codes_pca", figures.codes_pca(codes, labels, dataset))
+    save("error_per_class", figures.error_per_class(errors, labels, dataset))
+    save(
+        "best_and_worst",
         figures.best_and_worst(images, reconstructed, errors, labels, n_images, dataset),
-        BEST_AND_WORST_FIGURE,
     )
-    figures.save(figures.decoded(load_npy(DECODED), codes.shape[1]), DECODED_FIGURE)
+    save("decoded", figures.decoded(load_npy(DECODED), codes.shape[1]))
+
+
+def save(name: str, drawn) -> None:
+    figures.save(drawn, figure(name))
 
 
 def read_curve(name: str) -> tuple[list[int], list[float]]:

@@ -17,7 +17,7 @@ def main() -> None:
 
     test_images = load_npy(TEST_IMAGES)
     # A denoising autoencoder gets the test images with their own noise, as in training.
-    test_inputs = noise.noisy(test_images, config.train.noise_factor, config.data.seed)
+    test_inputs = noise.test_inputs(test_images, config)
     autoencoder = model.load_autoencoder(MODEL)
     codes, reconstructions, metrics = predict_and_score(autoencoder, test_inputs, test_images)
     save_npy(CODES, codes)

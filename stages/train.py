@@ -1,46 +1,55 @@
 """Train the autoencoder to reproduce its input, logging each epoch's losses with DVCLive."""
 
+import json
 import math
-import time
+import os
+from pathlib import Path
 
 from dvclive import Live
 
-from stages import cluster, noise, params
+from stages import distribute, noise, params
 from stages.cli import StageError, raise_if_interrupted, run
 from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 
+# A file to write each epoch's losses and seconds to, for the benchmarks: timings are no result
+# of the pipeline's, so they stay out of DVC's outputs and git.
+HISTORY_VARIABLE = "TRAIN_HISTORY"
+
 
 def main() -> None:
     config = params.load()
-    workers = cluster.from_environment(config.train.strategy)
+    cluster = distribute.cluster_from_environment(config.train.strategy)
     # Imported once the params are checked: a typo fails at once, not after TensorFlow loads.
     from stages import model, training
 
-    strategy = training.make_strategy(config.train)
-    print(f"Training on {training.describe(strategy)}", flush=True)
+    strategy = distribute.make_strategy(config.train)
+    print(f"Training on {distribute.describe(strategy)}", flush=True)
 
     # Memory-mapped (copy-on-write, so nothing reaches the files): training reads them in place.
     train_images = load_npy(TRAIN_IMAGES, mmap_mode="c")
     test_images = load_npy(TEST_IMAGES, mmap_mode="c")
+    # What the model gets: the images, or a denoising autoencoder's noisy ones, to give back clean.
+    inputs = noise.training_inputs(train_images, config)
+    test_inputs = noise.test_inputs(test_images, config)
+    if cluster.size > 1:
+        distribute.check_workers_agree(strategy, config, train_images, test_images)
 
-    # What the model gets: the images, or for a denoising autoencoder the images with seeded noise
-    # (the test images with their own), to give back clean.
-    inputs = noise.noisy(train_images, config.train.noise_factor, config.train.seed)
-    test_inputs = noise.noisy(test_images, config.train.noise_factor, config.data.seed)
-
-    if workers.workers > 1:
-        training.check_workers_agree(strategy, config, train_images, test_images)
     model.seed_everything(config.train.seed)
     with strategy.scope():  # its variables: mirrored on every replica
         autoencoder = model.build_autoencoder(config.model)
-    epochs = training.fit(
-        autoencoder, config.train, inputs, train_images, test_inputs, test_images, strategy
-    )
-    if not workers.is_chief:
+    arrays = {
+        "inputs": inputs,
+        "targets": train_images,
+        "test_inputs": test_inputs,
+        "test_targets": test_images,
+    }
+    if not cluster.is_chief:
         # Another worker of a multi-worker run trains in step with the chief, which writes
         # everything: this workspace stays as it was.
-        report(epochs, config.train, live=None)
+        training.fit(
+            autoencoder, config.train, **arrays, strategy=strategy, on_epoch=Report(config)
+        )
         return
 
     # DVCLive logs into a temporary folder that replaces reports/train/ only once the model is
@@ -48,28 +57,34 @@ def main() -> None:
     with atomic_folder(TRAIN_REPORTS) as reports:
         # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
         live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
-        report(epochs, config.train, live)
+        history = training.fit(
+            autoencoder, config.train, **arrays, strategy=strategy, on_epoch=Report(config, live)
+        )
         live.end()
         model.save_autoencoder(autoencoder, MODEL)
+    write_history(history)
 
 
-def report(epochs, train: params.TrainParams, live: Live | None) -> None:
-    """Run the epochs, printing each one's losses and logging them to DVCLive (if given)."""
-    started = time.perf_counter()
-    for epoch, (loss, val_loss) in enumerate(epochs, start=1):
-        seconds, started = time.perf_counter() - started, time.perf_counter()
-        check_converged(loss, epoch, train)
-        if live:
+class Report:
+    """After each epoch: stop on a diverged loss, log the losses to DVCLive (if given), print them,
+    and answer a signal whose exception got lost in library code."""
+
+    def __init__(self, config: params.Params, live: Live | None = None):
+        self.train, self.live = config.train, live
+
+    def __call__(self, epoch) -> None:
+        check_converged(epoch.loss, epoch.number, self.train)
+        if self.live:
             # The names DVCLive's Keras callback gives fit()'s "loss" and "val_loss".
-            live.log_metric("train/loss", loss)
-            live.log_metric("eval/loss", val_loss)
-            live.next_step()
+            self.live.log_metric("train/loss", epoch.loss)
+            self.live.log_metric("eval/loss", epoch.val_loss)
+            self.live.next_step()
         print(
-            f"Epoch {epoch}/{train.epochs} - {seconds:.2f}s - loss: {loss:.4f} - "
-            f"val_loss: {val_loss:.4f}",
+            f"Epoch {epoch.number}/{self.train.epochs} - {epoch.seconds:.2f}s - "
+            f"loss: {epoch.loss:.4f} - val_loss: {epoch.val_loss:.4f}",
             flush=True,
         )
-        raise_if_interrupted()  # a signal's exception can get lost in library code
+        raise_if_interrupted()
 
 
 def check_converged(loss: float, epoch: int, train: params.TrainParams) -> None:
@@ -78,6 +93,27 @@ def check_converged(loss: float, epoch: int, train: params.TrainParams) -> None:
             f"training diverged: the loss became {loss} at epoch {epoch}; no model was saved. "
             f"Try a smaller train.learning_rate (now {train.learning_rate})"
         )
+
+
+def write_history(history) -> None:
+    """Each epoch's losses and seconds, to $TRAIN_HISTORY if it is set."""
+    if path := os.environ.get(HISTORY_VARIABLE):
+        Path(path).write_text(json.dumps([vars(epoch) for epoch in history]))
+
+
+def read_history(path: Path) -> list[dict]:
+    """What write_history wrote: each epoch's number, loss, val_loss and seconds."""
+    return json.loads(Path(path).read_text())
+
+
+def history_environment(path: Path) -> dict[str, str]:
+    """The variables that make the train stage write its history to `path`."""
+    return {HISTORY_VARIABLE: str(path.resolve())}
+
+
+def epoch_seconds(path: Path) -> list[float]:
+    """Each epoch's seconds, as the train stage wrote them to `path`."""
+    return [epoch["seconds"] for epoch in read_history(path)]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ off from the user's setup: their DVC_, TF_, KERAS_ and GIT_ variables, their git
 """
 
 import atexit
+import dataclasses
 import functools
 import http.server
 import os
@@ -69,6 +70,23 @@ TUTORIAL = ModelParams(
     output_activation="sigmoid",
     l1=0.0,
 )
+
+# The tutorial's family as the tests build it: each variant's changes to TUTORIAL, and its noise.
+# Small convolutions: what a test checks of the conv kind does not depend on how wide it is.
+VARIANTS = {
+    "dense": ({}, 0.0),
+    "deep": ({"kind": "deep"}, 0.0),
+    "conv": ({"kind": "conv", "filters": (8, 8)}, 0.0),
+    "sparse": ({"l1": 1e-4}, 0.0),
+    "denoising": ({}, 0.5),
+    "vae": ({"kind": "vae"}, 0.0),
+}
+KINDS = ["dense", "deep", "conv", "vae"]  # the variants that are kinds of their own
+
+
+def variant_model(variant: str) -> ModelParams:
+    return dataclasses.replace(TUTORIAL, **VARIANTS[variant][0])
+
 
 SAMPLE_PARAMS = {
     "data.dataset": "mnist_sample",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stages import model
-from tests.conftest import TUTORIAL
+from tests.conftest import KINDS, TUTORIAL, variant_model
 
 
 @pytest.fixture
@@ -71,12 +71,6 @@ def test_shared_objects_are_numbered_in_order_and_stay_shared():
     }
 
 
-KINDS = {
-    "dense": {},
-    "deep": {"kind": "deep", "hidden": (128, 64)},
-    "conv": {"kind": "conv", "filters": (32, 32)},
-    "vae": {"kind": "vae", "hidden": (128, 64)},
-}
 # Weights and biases, layer by layer, as the tutorial's source and keras-io build these kinds.
 PARAMETERS = {
     "dense": (784 * 36 + 36) + (36 * 784 + 784),
@@ -86,12 +80,12 @@ PARAMETERS = {
     + (36 * 64 + 64)
     + (64 * 128 + 128)
     + (128 * 784 + 784),
-    "conv": (9 * 32 + 32)  # 3x3 convolutions, 1 then 32 channels in
-    + (9 * 32 * 32 + 32)
-    + (7 * 7 * 32 * 36 + 36)  # the code, from the 7x7x32 block
-    + (36 * 7 * 7 * 32 + 7 * 7 * 32)
-    + 2 * (9 * 32 * 32 + 32)  # the transposed convolutions
-    + (9 * 32 + 1),  # one channel out
+    "conv": (9 * 8 + 8)  # 3x3 convolutions, 1 then 8 channels in
+    + (9 * 8 * 8 + 8)
+    + (7 * 7 * 8 * 36 + 36)  # the code, from the 7x7x8 block
+    + (36 * 7 * 7 * 8 + 7 * 7 * 8)
+    + 2 * (9 * 8 * 8 + 8)  # the transposed convolutions
+    + (9 * 8 + 1),  # one channel out
     "vae": (784 * 128 + 128)
     + (128 * 64 + 64)
     + 2 * (64 * 36 + 36)  # the mean and the log-variance
@@ -103,7 +97,7 @@ PARAMETERS = {
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_maps_784_values_to_a_code_and_back(kind):
-    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, **KINDS[kind]))
+    autoencoder = model.build_autoencoder(variant_model(kind))
     assert autoencoder.count_params() == PARAMETERS[kind]
     assert autoencoder.get_layer("code").output.shape == (None, 36)
     assert autoencoder.output_shape == (None, 784)
@@ -114,7 +108,7 @@ def test_each_kind_maps_784_values_to_a_code_and_back(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_loads_in_safe_mode_and_decodes_its_codes(kind, tmp_path):
-    autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, **KINDS[kind]))
+    autoencoder = model.build_autoencoder(variant_model(kind))
     path = tmp_path / "autoencoder.keras"
     model.save_autoencoder(autoencoder, path)
     loaded = model.load_autoencoder(path)

@@ -10,23 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-from stages import model, predict, train
+from stages import model, predict
 from stages.cli import StageError
-from stages.params import TrainParams
 from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
 from tests.conftest import TUTORIAL, error_line, stage
-
-TRAINING = TrainParams(
-    optimizer="adam",
-    learning_rate=0.001,
-    epochs=1,
-    batch_size=32,
-    shuffle=True,
-    seed=0,
-    noise_factor=0.0,
-    strategy="auto",
-    devices=1,
-)
 
 
 def test_the_scores_are_computed_from_the_models_own_codes_and_reconstructions():
@@ -243,29 +230,3 @@ def test_predict_refuses_an_unsafe_model_and_keeps_the_previous_results(
     assert sorted(p.name for p in (workspace / CODES).parent.iterdir()) == sorted(
         [CODES.name, RECONSTRUCTIONS.name]
     )
-
-
-@pytest.mark.parametrize("loss", [math.nan, math.inf, -math.inf])
-def test_a_diverged_loss_is_an_error_suggesting_a_smaller_learning_rate(loss):
-    with pytest.raises(StageError) as raised:
-        train.check_converged(loss, 2, TRAINING)
-    message = str(raised.value)
-    assert f"the loss became {loss} at epoch 2" in message
-    assert "train.learning_rate (now 0.001)" in message
-
-
-def first_divergence(losses: list[float]) -> str | None:
-    """The train stage's check applied epoch by epoch: its error at the first bad loss, if any."""
-    for epoch, loss in enumerate(losses, start=1):
-        try:
-            train.check_converged(loss, epoch, TRAINING)
-        except StageError as error:
-            return str(error)
-    return None
-
-
-def test_training_converges_until_the_first_loss_that_is_not_finite():
-    assert first_divergence([0.3, 0.2, 0.25, 1e30]) is None  # large, even rising, is not diverged
-    message = first_divergence([0.3, 0.2, math.nan, math.inf])
-    assert message is not None
-    assert "the loss became nan at epoch 3;" in message

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks.scaling import free_ports
-from stages import cluster, params, training
+from stages import distribute, params
 from stages.cli import StageError
 from stages.paths import METRICS, TRAIN_CURVES
 from tests.conftest import (
@@ -182,6 +182,22 @@ def test_workers_with_different_params_stop_on_one_line_instead_of_waiting(tmp_p
             assert not (folder / "models").exists()
 
 
+@pytest.mark.parametrize(
+    ("size", "replicas", "slices"),
+    [
+        (256, 1, [(0, 256)]),
+        (256, 2, [(0, 128), (128, 256)]),
+        (96, 3, [(0, 32), (32, 64), (64, 96)]),
+        (7, 3, [(0, 2), (2, 4), (4, 7)]),  # as even as whole images allow
+        (2, 2, [(0, 1), (1, 2)]),
+    ],
+)
+def test_each_replica_takes_its_own_slice_of_the_batch_and_together_all_of_it(
+    size, replicas, slices
+):
+    assert [distribute.replica_slice(size, i, replicas) for i in range(replicas)] == slices
+
+
 # What the workers compare, one at a time: (changes to the params or images, the places in the
 # fingerprint that must differ: image counts, batch size, epochs, the checksum of every model and
 # train param, the data's). Changing any one must keep the workers from training together.
@@ -203,14 +219,14 @@ def test_the_workers_fingerprint_tells_each_compared_value_apart(tmp_path, chang
     config = params.load(folder / "params.yaml")
     rng = np.random.default_rng(0)
     images, test_images = rng.random((2000, 784), np.float32), rng.random((500, 784), np.float32)
-    mine = training.fingerprint(config, images, test_images)
-    assert training.fingerprint(config, images.copy(), test_images.copy()) == mine
+    mine = distribute.fingerprint(config, images, test_images)
+    assert distribute.fingerprint(config, images.copy(), test_images.copy()) == mine
 
     set_params(folder / "params.yaml", {k: v for k, v in changes.items() if "." in k})
     other_images = images[: changes.get("train_images", len(images))].copy()
     other_images[0, 0] = changes.get("first_pixel", other_images[0, 0])
     other_test = test_images[: changes.get("test_images", len(test_images))]
-    theirs = training.fingerprint(params.load(folder / "params.yaml"), other_images, other_test)
+    theirs = distribute.fingerprint(params.load(folder / "params.yaml"), other_images, other_test)
     assert [i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b] == places
 
 
@@ -257,10 +273,10 @@ def test_a_bad_tf_config_is_one_line_before_tensorflow_loads(sample_repo, value,
 
 def test_tf_config_is_read_only_for_multi_worker(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "not json")
-    assert cluster.from_environment("auto") == cluster.SINGLE
-    assert cluster.from_environment("mirrored").is_chief
+    assert distribute.cluster_from_environment("auto") == distribute.SINGLE
+    assert distribute.cluster_from_environment("mirrored").is_chief
     with pytest.raises(StageError, match="TF_CONFIG is not JSON"):
-        cluster.from_environment("multi_worker")
+        distribute.cluster_from_environment("multi_worker")
 
 
 @pytest.mark.parametrize(
@@ -275,5 +291,5 @@ def test_tf_config_is_read_only_for_multi_worker(monkeypatch):
 def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch, tasks, task, chief):
     config = {"cluster": tasks, "task": {"type": task[0], "index": task[1]}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(config))
-    workers = cluster.from_environment("multi_worker")
-    assert (workers.is_chief, workers.workers) == (chief, sum(map(len, tasks.values())))
+    workers = distribute.cluster_from_environment("multi_worker")
+    assert (workers.is_chief, workers.size) == (chief, sum(map(len, tasks.values())))

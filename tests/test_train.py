@@ -1,5 +1,6 @@
 """The train stage's faults: a diverging loss, and SIGINT or SIGTERM in the middle of training."""
 
+import math
 import os
 import signal
 import subprocess
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stages import prepare
+from stages import prepare, train
+from stages.cli import StageError
+from stages.params import TrainParams
 from stages.paths import MODEL, TRAIN_CURVES, TRAIN_REPORTS
 from tests.conftest import error_line, leftovers, ran_or_restored, run, set_params, stage, started
 
@@ -123,3 +126,42 @@ def test_dvc_repro_completes_after_an_interrupted_one(sample_repo):
     curve = (sample_repo / TRAIN_CURVES / "train" / "loss.tsv").read_text().splitlines()
     assert len(curve) == 1 + 20  # the header, then every epoch
     assert "up to date" in run(["dvc", "status"], sample_repo).stdout
+
+
+TRAINING = TrainParams(
+    optimizer="adam",
+    learning_rate=0.001,
+    epochs=1,
+    batch_size=32,
+    shuffle=True,
+    seed=0,
+    noise_factor=0.0,
+    strategy="auto",
+    devices=1,
+)
+
+
+@pytest.mark.parametrize("loss", [math.nan, math.inf, -math.inf])
+def test_a_diverged_loss_is_an_error_suggesting_a_smaller_learning_rate(loss):
+    with pytest.raises(StageError) as raised:
+        train.check_converged(loss, 2, TRAINING)
+    message = str(raised.value)
+    assert f"the loss became {loss} at epoch 2" in message
+    assert "train.learning_rate (now 0.001)" in message
+
+
+def first_divergence(losses: list[float]) -> str | None:
+    """The train stage's check applied epoch by epoch: its error at the first bad loss, if any."""
+    for epoch, loss in enumerate(losses, start=1):
+        try:
+            train.check_converged(loss, epoch, TRAINING)
+        except StageError as error:
+            return str(error)
+    return None
+
+
+def test_training_converges_until_the_first_loss_that_is_not_finite():
+    assert first_divergence([0.3, 0.2, 0.25, 1e30]) is None  # large, even rising, is not diverged
+    message = first_divergence([0.3, 0.2, math.nan, math.inf])
+    assert message is not None
+    assert "the loss became nan at epoch 3;" in message

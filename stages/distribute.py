@@ -1,0 +1,222 @@
+"""Where training runs: TensorFlow's distribution strategies and the cluster of a multi-worker run.
+
+train.strategy chooses (README, "Scaling out"): auto, one device; mirrored, every GPU of this
+machine or train.devices logical CPU devices; multi_worker, the workers of TF_CONFIG. Each step's
+batch is split between the replicas (replica_slice), which add up their gradients.
+
+TF_CONFIG, which MultiWorkerMirroredStrategy reads too, gives every worker the list of all
+workers' addresses and its own place in it, e.g. for the second of two machines
+
+    TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]},
+                "task": {"type": "worker", "index": 1}}'
+
+Cluster launchers set it (Kubernetes' training operators, tf.distribute's Slurm resolver), or
+the user does. The chief, a "chief" task or else worker 0, writes the model and the reports.
+The cluster is read and checked before TensorFlow loads; TensorFlow is imported only by the
+functions that need it.
+"""
+
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stages.cli import StageError
+from stages.params import Params, TrainParams
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+VARIABLE = "TF_CONFIG"
+TASK_TYPES = ("chief", "worker")  # the tasks of MultiWorkerMirroredStrategy
+EXAMPLE = (
+    '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    tasks: dict[str, list[str]]  # task type -> addresses
+    task_type: str
+    task_index: int
+
+    @property
+    def size(self) -> int:
+        """How many workers train together."""
+        return sum(len(addresses) for addresses in self.tasks.values())
+
+    @property
+    def is_chief(self) -> bool:
+        """TensorFlow's rule: the chief task if the cluster has one, else worker 0."""
+        if "chief" in self.tasks:
+            return self.task_type == "chief"
+        return self.task_index == 0
+
+
+SINGLE = Cluster(tasks={"worker": ["localhost"]}, task_type="worker", task_index=0)
+
+
+def cluster_from_environment(strategy: str) -> Cluster:
+    """The cluster of train.strategy: TF_CONFIG's for multi_worker, else this one process."""
+    if strategy != "multi_worker":
+        return SINGLE
+    text = os.environ.get(VARIABLE, "")
+    if not text.strip():
+        raise fail("is not set", f"train.strategy multi_worker needs it, e.g. {EXAMPLE}")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise fail(f"is not JSON ({error.msg} at character {error.pos})", EXAMPLE) from None
+    if not isinstance(config, dict):
+        raise fail("is not a JSON object", EXAMPLE)
+    tasks, task = config.get("cluster"), config.get("task")
+    if (
+        not isinstance(tasks, dict)
+        or not tasks
+        or not set(tasks) <= set(TASK_TYPES)
+        or not all(
+            isinstance(addresses, list)
+            and addresses
+            and all(isinstance(address, str) and address for address in addresses)
+            for addresses in tasks.values()
+        )
+    ):
+        raise fail(
+            f"has cluster {json.dumps(tasks)}",
+            f'"cluster": a mapping of {" and ".join(TASK_TYPES)} to lists of "host:port"',
+        )
+    if not isinstance(task, dict):
+        raise fail(f"has task {json.dumps(task)}", '"task": {"type": ..., "index": ...}')
+    task_type, index = task.get("type"), task.get("index")
+    if task_type not in tasks:
+        raise fail(f"has task type {json.dumps(task_type)}", " or ".join(map(json.dumps, tasks)))
+    count = len(tasks[task_type])
+    if type(index) is not int or not 0 <= index < count:
+        raise fail(
+            f"has task index {json.dumps(index)}",
+            f"an integer from 0 to {count - 1}, this task's place in cluster.{task_type}",
+        )
+    return Cluster(tasks=tasks, task_type=task_type, task_index=index)
+
+
+def fail(problem: str, allowed: str) -> StageError:
+    return StageError(f"{VARIABLE} {problem}; allowed: {allowed}")
+
+
+def make_strategy(train: TrainParams) -> "tf.distribute.Strategy":
+    """Where training runs, from train.strategy (README, "Scaling out"). Call it first: logical
+    devices and a multi-worker cluster are fixed once TensorFlow's runtime starts.
+
+    - auto: TensorFlow's default, one device (the first GPU if there is one).
+    - mirrored: a replica per GPU of this machine, or per logical CPU device (train.devices of
+      them) where there is no GPU, so it runs and is tested anywhere.
+    - multi_worker: a replica per GPU, or the CPU, of each worker of TF_CONFIG (stages/cluster.py).
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if train.strategy == "mirrored":
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        logical = [tf.config.LogicalDeviceConfiguration()] * train.devices
+        tf.config.set_logical_device_configuration(cpu, logical)
+        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(train.devices)])
+    if train.strategy == "multi_worker":
+        # NCCL where there are GPUs; ring all-reduce over gRPC between CPUs.
+        implementation = tf.distribute.experimental.CommunicationImplementation
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=implementation.AUTO if gpus else implementation.RING
+        )
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    return tf.distribute.get_strategy()
+
+
+def describe(strategy: "tf.distribute.Strategy") -> str:
+    """The devices a strategy trains on, as `train` prints them: "CPU:0 and CPU:1 (...)"."""
+    import tensorflow as tf
+
+    if not is_distributed(strategy):
+        gpus = tf.config.list_logical_devices("GPU")
+        return (gpus or tf.config.list_logical_devices("CPU"))[0].name.split("device:")[-1]
+    devices = [name.split("device:")[-1] for name in strategy.extended.worker_devices]
+    # TensorFlow's own class for the multi-worker one is CollectiveAllReduceStrategy.
+    name = (
+        "MultiWorkerMirroredStrategy"
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        else type(strategy).__name__
+    )
+    return f"{' and '.join(devices)} ({name}, replicas in all: {strategy.num_replicas_in_sync})"
+
+
+def is_distributed(strategy: "tf.distribute.Strategy") -> bool:
+    """Anything but TensorFlow's default strategy, one device."""
+    import tensorflow as tf
+
+    with strategy.scope():
+        return tf.distribute.has_strategy()
+
+
+def replica_slice(size, replica: int, replicas: int):
+    """The part of a batch of `size` images that replica number `replica` of `replicas` takes:
+    (start, end), as even as whole images allow. Plain arithmetic, so that it works on Python
+    integers and inside the compiled step on tensors alike."""
+    return size * replica // replicas, size * (replica + 1) // replicas
+
+
+def check_batches_fill_replicas(n_images: int, batch_size: int, replicas: int) -> None:
+    """Every replica needs an image of every batch: a mean over none would be nan."""
+    if batch_size < replicas:
+        raise StageError(
+            f"train.batch_size is {batch_size} for {replicas} replicas; allowed: at least "
+            f"{replicas}, an image per replica"
+        )
+    last_batch = n_images % batch_size
+    if 0 < last_batch < replicas:
+        raise StageError(
+            f"train.batch_size {batch_size} leaves a last batch of {last_batch} of the {n_images} "
+            f"images for {replicas} replicas; allowed: a batch size leaving none or at least "
+            f"{replicas}"
+        )
+
+
+def check_workers_agree(
+    strategy: "tf.distribute.Strategy", config: Params, images: np.ndarray, test_images: np.ndarray
+) -> None:
+    """Stop with one line unless every worker is to train the same model on the same data: their
+    steps would not pair up, and each would wait for the others' forever. Call it before building
+    the model (whose variables the workers already create together)."""
+    import tensorflow as tf
+
+    mine = fingerprint(config, images, test_images)
+    values = tf.constant([mine, [value * value for value in mine]], tf.float64)
+    replicas = strategy.num_replicas_in_sync
+    # Equal everywhere exactly when the sums of the values and of their squares are n times this
+    # worker's (the values' spread across replicas is then 0).
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(values)), axis=None
+    )
+    if not np.array_equal(total.numpy(), replicas * values.numpy()):
+        raise StageError(
+            f"the workers of TF_CONFIG do not train the same thing: this one has {mine[0]} "
+            f"training and {mine[1]} test images, batch_size {mine[2]}, {mine[3]} epochs; "
+            f"allowed: the same commit, params.yaml and data/prepared/ on every worker"
+        )
+
+
+def fingerprint(config: Params, images: np.ndarray, test_images: np.ndarray) -> tuple[int, ...]:
+    """What the workers compare: the image counts, batch size and epochs, a checksum of the model
+    and training params and one of the first training images; each small enough to square
+    exactly in a float64."""
+    settings = repr((config.model, config.train)).encode()
+    return (
+        images.shape[0],
+        test_images.shape[0],
+        config.train.batch_size,
+        config.train.epochs,
+        zlib.crc32(settings) % 2**20,
+        zlib.crc32(np.ascontiguousarray(images[:64]).tobytes()) % 2**20,
+    )
