@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from filelock import FileLock
 
 from stages import datasets, idx
 from stages.datasets import IMAGE_SIZE
@@ -254,12 +255,26 @@ def leftovers(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def first_sample_run(tmp_path_factory) -> tuple[Path, str]:
+def first_sample_run(tmp_path_factory, worker_id) -> tuple[Path, str]:
     """The repo, copied, with the whole pipeline run on the sample by `dvc repro`, committed; and
     what dvc printed. The sample comes over HTTP from a mirror on 127.0.0.1 ($DATA_MIRROR, tried
     before the bundled folder params.yaml lists). The tests share this one run and never change
-    it: a test that changes a run gets a copy (sample_repo, copy_run)."""
-    repo = copy_repo(tmp_path_factory.mktemp("sample_run"))
+    it: a test that changes a run gets a copy (sample_repo, copy_run). Under pytest-xdist, the
+    first worker to need it makes it and the others copy it."""
+    if worker_id == "master":  # one process
+        return make_sample_run(tmp_path_factory.mktemp("sample_run"))
+    shared = tmp_path_factory.getbasetemp().parent  # every worker's, for this session
+    made, output = shared / "sample_run", shared / "sample_run.txt"
+    with FileLock(shared / "sample_run.lock"):
+        if not output.exists():
+            _, printed = make_sample_run(made)
+            output.write_text(printed)
+    return copy_run(made, tmp_path_factory.mktemp("sample_run") / "repo"), output.read_text()
+
+
+def make_sample_run(folder: Path) -> tuple[Path, str]:
+    folder.mkdir(exist_ok=True)
+    repo = copy_repo(folder)
     set_params(repo / "params.yaml", SAMPLE_PARAMS)
     with serving(SAMPLE) as mirror:
         output = run(["dvc", "repro"], repo, {"DATA_MIRROR": mirror}).stdout
