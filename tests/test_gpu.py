@@ -100,13 +100,13 @@ def test_the_pipelines_lock_holds_no_test_or_lint_tool():
     assert tools <= set(pins("requirements-dev.lock"))
 
 
-def venv_of(folder: Path, lock: str, *stamps: str) -> Path:
-    """A .venv installed from `lock` (stamped as make stamps it, after the lock), with a file
-    of its own to tell whether it survives."""
+def venv_of(folder: Path, *stamps: str) -> Path:
+    """A .venv installed as make stamps it, after every lock file changed, with a file of its own
+    to tell whether it survives."""
     venv = folder / ".venv"
     venv.mkdir()
     (venv / "mine").touch()
-    later = (folder / lock).stat().st_mtime + 10
+    later = max((folder / lock).stat().st_mtime for lock in LOCKS) + 10
     for stamp in stamps:
         (venv / stamp).touch()
         os.utime(venv / stamp, (later, later))
@@ -117,7 +117,7 @@ def venv_of(folder: Path, lock: str, *stamps: str) -> Path:
 def test_a_current_venv_of_the_same_build_is_kept_as_it_is(tmp_path, without_gpus, dev):
     project_copy(tmp_path)
     stamps = [".installed-requirements.lock"] + [".installed-requirements.lock+dev"] * dev
-    venv = venv_of(tmp_path, "requirements.lock", *stamps)
+    venv = venv_of(tmp_path, *stamps)
     for target in ("venv", "dev-venv") if dev else ("venv",):
         result = run(["make", target, "PYTHON=false"], tmp_path, without_gpus)
         assert "Nothing to be done" in result.stdout, result.stdout
@@ -126,7 +126,7 @@ def test_a_current_venv_of_the_same_build_is_kept_as_it_is(tmp_path, without_gpu
 
 def test_switching_builds_starts_a_new_venv(tmp_path, without_gpus):
     project_copy(tmp_path)
-    venv = venv_of(tmp_path, "requirements.lock", ".installed-requirements.lock")
+    venv = venv_of(tmp_path, ".installed-requirements.lock")
     # PYTHON=false: the install that follows fails at once; the old .venv went before it.
     run(["make", "venv", "GPU=1", "PYTHON=false"], tmp_path, without_gpus, check=False)
     assert not venv.exists()
