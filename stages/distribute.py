@@ -113,7 +113,8 @@ def make_strategy(train: TrainParams) -> "tf.distribute.Strategy":
     - auto: TensorFlow's default, one device (the first GPU if there is one).
     - mirrored: a replica per GPU of this machine, or per logical CPU device (train.devices of
       them) where there is no GPU, so it runs and is tested anywhere.
-    - multi_worker: a replica per GPU, or the CPU, of each worker of TF_CONFIG (stages/cluster.py).
+    - multi_worker: a replica per GPU, or the CPU, of each worker of TF_CONFIG (read by
+      cluster_from_environment).
     """
     import tensorflow as tf
 
