@@ -115,7 +115,7 @@ def fail_for(failed: list[str]) -> None:
 
 
 def write_markdown(header: dict[str, str], cells: list[list[str]], path: Path) -> None:
-    """A Markdown table: `header` maps each column's title to its alignment (":---" to the left,
+    """A Markdown table: `header` maps each column's title to its alignment ("---" to the left,
     "---:" to the right), `cells` gives each row's cells, already formatted."""
     lines = [
         f"| {' | '.join(header)} |",
