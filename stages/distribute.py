@@ -14,16 +14,24 @@ Cluster launchers set it (Kubernetes' training operators, tf.distribute's Slurm 
 the user does. The chief, a "chief" task or else worker 0, writes the model and the reports.
 The cluster is read and checked before TensorFlow loads; TensorFlow is imported only by the
 functions that need it.
+
+A worker that dies stops the others: each all-reduce waits at most TRAIN_WORKER_TIMEOUT seconds
+(default 120) for its peers, and TensorFlow's coordination service notices a worker that stops
+sending heartbeats; either way the others exit with one line naming the worker they lost.
 """
 
 import json
 import os
+import re
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stages import cli
 from stages.cli import StageError
 from stages.params import Params, TrainParams
 
@@ -35,6 +43,8 @@ TASK_TYPES = ("chief", "worker")  # the tasks of MultiWorkerMirroredStrategy
 EXAMPLE = (
     '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
 )
+TIMEOUT_VARIABLE = "TRAIN_WORKER_TIMEOUT"
+DEFAULT_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class Cluster:
     tasks: dict[str, list[str]]  # task type -> addresses
     task_type: str
     task_index: int
+    # How long a worker waits for its peers in an all-reduce before it gives up on them.
+    timeout: float = field(default=DEFAULT_TIMEOUT_SECONDS, compare=False)
 
     @property
     def size(self) -> int:
@@ -63,6 +75,7 @@ def cluster_from_environment(strategy: str) -> Cluster:
     """The cluster of train.strategy: TF_CONFIG's for multi_worker, else this one process."""
     if strategy != "multi_worker":
         return SINGLE
+    timeout = cli.seconds_from_environment(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS)
     text = os.environ.get(VARIABLE, "")
     if not text.strip():
         raise fail("is not set", f"train.strategy multi_worker needs it, e.g. {EXAMPLE}")
@@ -99,14 +112,14 @@ def cluster_from_environment(strategy: str) -> Cluster:
             f"has task index {json.dumps(index)}",
             f"an integer from 0 to {count - 1}, this task's place in cluster.{task_type}",
         )
-    return Cluster(tasks=tasks, task_type=task_type, task_index=index)
+    return Cluster(tasks=tasks, task_type=task_type, task_index=index, timeout=timeout)
 
 
 def fail(problem: str, allowed: str) -> StageError:
     return StageError(f"{VARIABLE} {problem}; allowed: {allowed}")
 
 
-def make_strategy(train: TrainParams) -> "tf.distribute.Strategy":
+def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribute.Strategy":
     """Where training runs, from train.strategy (README, "Scaling out"). Call it first: logical
     devices and a multi-worker cluster are fixed once TensorFlow's runtime starts.
 
@@ -114,7 +127,7 @@ def make_strategy(train: TrainParams) -> "tf.distribute.Strategy":
     - mirrored: a replica per GPU of this machine, or per logical CPU device (train.devices of
       them) where there is no GPU, so it runs and is tested anywhere.
     - multi_worker: a replica per GPU, or the CPU, of each worker of TF_CONFIG (read by
-      cluster_from_environment).
+      cluster_from_environment), whose all-reduces wait cluster.timeout seconds at most.
     """
     import tensorflow as tf
 
@@ -130,10 +143,48 @@ def make_strategy(train: TrainParams) -> "tf.distribute.Strategy":
         # NCCL where there are GPUs; ring all-reduce over gRPC between CPUs.
         implementation = tf.distribute.experimental.CommunicationImplementation
         options = tf.distribute.experimental.CommunicationOptions(
-            implementation=implementation.AUTO if gpus else implementation.RING
+            implementation=implementation.AUTO if gpus else implementation.RING,
+            timeout_seconds=cluster.timeout,
         )
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     return tf.distribute.get_strategy()
+
+
+@contextmanager
+def reporting_lost_workers(cluster: Cluster) -> Iterator[None]:
+    """Turn TensorFlow's error for a worker that died or stopped answering into one line that
+    names it: a multi-worker run cannot go on without it."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        if cluster.size == 1:
+            raise
+        raise StageError(lost_worker(str(error), cluster)) from None
+
+
+def lost_worker(message: str, cluster: Cluster) -> str:
+    """The line for TensorFlow's error `message` about a peer: which worker, and why."""
+    me = (cluster.task_type, cluster.task_index)
+    peers = [
+        (task_type, int(index))
+        for task_type, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", message)
+        if (task_type, int(index)) != me and task_type in cluster.tasks
+    ]
+    if peers:
+        task_type, index = peers[0]
+        who = f"{task_type} {index} of TF_CONFIG ({cluster.tasks[task_type][index]})"
+    else:
+        who = "another worker of TF_CONFIG"
+    if "heartbeat" in message:
+        why = "it stopped sending heartbeats"
+    elif aborted := re.search(r"aborted by: (.+)", message):
+        why = f"the connection failed ({aborted.group(1).strip()})"
+    else:
+        why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
+    note = cli.rerun_note() or "a rerun starts from epoch 1"
+    return f"lost {who}: {why}; restart every worker ({note})"
 
 
 def describe(strategy: "tf.distribute.Strategy") -> str:

@@ -7,7 +7,6 @@ again twice: after $DATA_RETRY_DELAY seconds (default 1), then after twice that.
 """
 
 import hashlib
-import math
 import os
 import shutil
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stages import idx, params
-from stages.cli import StageError, run
+from stages.cli import StageError, run, seconds_from_environment
 from stages.datasets import DATASETS
 from stages.files import atomic_folder
 from stages.paths import RAW
@@ -57,20 +56,6 @@ def main() -> None:
     with atomic_folder(RAW) as staging:
         for name, sha256 in DATASETS[data.dataset].sha256.items():
             fetch_verified(name, sha256, sources, staging / name, down, patience)
-
-
-def seconds_from_environment(variable: str, default: float) -> float:
-    """A number of seconds set in the environment, checked; unset or empty, the default."""
-    text = os.environ.get(variable, "")
-    if not text:
-        return default
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise StageError(f"{variable} is {text!r}; allowed: a number of seconds greater than 0")
-    return seconds
 
 
 def sources_for(data: params.DataParams) -> list[str]:

@@ -4,13 +4,32 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from stages import cli
 from stages.cli import StageError
+
+_temporaries: set[Path] = set()  # the temporary files and folders of the writes under way
+_renaming = threading.Lock()  # held while an atomic_folder swaps its two folders
+
+
+def remove_temporaries() -> None:
+    """Remove every write's temporary files and folders: what a process ending without
+    unwinding (cli.run's watcher) does instead of their `finally` blocks."""
+    with _renaming:
+        for temporary in list(_temporaries):
+            if temporary.is_dir():
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                temporary.unlink(missing_ok=True)
+
+
+cli.on_hard_exit(remove_temporaries)
 
 
 @contextmanager
@@ -21,12 +40,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     temporary = Path(name)
+    _temporaries.add(temporary)
     temporary.chmod(0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+        _temporaries.discard(temporary)
 
 
 @contextmanager
@@ -36,17 +57,20 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     temporary.chmod(0o777 & ~_umask())  # mkdtemp makes it private
     previous = temporary.with_name(f"{temporary.name}.previous")
+    _temporaries.update((temporary, previous))
     try:
         yield temporary
         # A folder cannot be renamed over another: set the old one aside, then rename.
-        if path.exists():
-            path.rename(previous)
-        temporary.rename(path)
+        with _renaming:
+            if path.exists():
+                path.rename(previous)
+            temporary.rename(path)
     finally:
         if previous.exists() and not path.exists():  # interrupted between the two renames
             previous.rename(path)
         shutil.rmtree(previous, ignore_errors=True)
         shutil.rmtree(temporary, ignore_errors=True)
+        _temporaries.difference_update((temporary, previous))
 
 
 def _umask() -> int:

@@ -1,5 +1,6 @@
 """Train the autoencoder to reproduce its input, logging each epoch's losses with DVCLive."""
 
+import functools
 import json
 import math
 import os
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from dvclive import Live
 
-from stages import distribute, noise, params
+from stages import checkpoints, distribute, noise, params
 from stages.cli import StageError, raise_if_interrupted, run
 from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
@@ -20,10 +21,11 @@ HISTORY_VARIABLE = "TRAIN_HISTORY"
 def main() -> None:
     config = params.load()
     cluster = distribute.cluster_from_environment(config.train.strategy)
+    checkpoint = checkpoints.for_this_run(cluster, config.train.epochs)
     # Imported once the params are checked: a typo fails at once, not after TensorFlow loads.
     from stages import model, training
 
-    strategy = distribute.make_strategy(config.train)
+    strategy = distribute.make_strategy(config.train, cluster)
     print(f"Training on {distribute.describe(strategy)}", flush=True)
 
     # Memory-mapped (copy-on-write, so nothing reaches the files): training reads them in place.
@@ -44,12 +46,16 @@ def main() -> None:
         "test_inputs": test_inputs,
         "test_targets": test_images,
     }
+    fit = functools.partial(
+        training.fit, autoencoder, config.train, **arrays, strategy=strategy, checkpoint=checkpoint
+    )
     if not cluster.is_chief:
         # Another worker of a multi-worker run trains in step with the chief, which writes
-        # everything: this workspace stays as it was.
-        training.fit(
-            autoencoder, config.train, **arrays, strategy=strategy, on_epoch=Report(config)
-        )
+        # everything: this workspace stays as it was (its checkpoint is in the DVC cache).
+        with distribute.reporting_lost_workers(cluster):
+            fit(on_epoch=Report(config))
+        if checkpoint:
+            checkpoint.remove()
         return
 
     # DVCLive logs into a temporary folder that replaces reports/train/ only once the model is
@@ -57,11 +63,12 @@ def main() -> None:
     with atomic_folder(TRAIN_REPORTS) as reports:
         # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
         live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
-        history = training.fit(
-            autoencoder, config.train, **arrays, strategy=strategy, on_epoch=Report(config, live)
-        )
+        with distribute.reporting_lost_workers(cluster):
+            history = fit(on_epoch=Report(config, live))
         live.end()
         model.save_autoencoder(autoencoder, MODEL)
+    if checkpoint:
+        checkpoint.remove()
     write_history(history)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from stages import distribute
+from stages.checkpoints import Checkpoint
 from stages.params import TrainParams
 
 
@@ -47,9 +48,13 @@ def fit(
     test_targets,
     strategy: tf.distribute.Strategy | None = None,
     on_epoch: Callable[[Epoch], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[Epoch]:
     """Train the autoencoder to give back `targets` from `inputs`, validated on `test_inputs`
     against `test_targets`; call `on_epoch` after each epoch; return every epoch, the history.
+
+    With a checkpoint, it saves each epoch's state there, and first goes on from the state the
+    checkpoint holds, if any: `on_epoch` sees the epochs restored from it first, as they were.
 
     The inputs are the images themselves, or for a denoising autoencoder the images with noise
     (stages/noise.py): noised once, as the tutorial does, and the same arrays fit() would get.
@@ -112,14 +117,23 @@ def fit(
         return loss_sum / n_images, loss_of(test_inputs, test_targets, training=False)
 
     shuffler = np.random.default_rng(train.seed)
-    history = []
-    for number in range(1, train.epochs + 1):
+    # Everything the next epochs depend on: weights, a VAE's sampling seed, the optimizer's step
+    # and moments, the shuffler.
+    variables = [*autoencoder.variables, *optimizer.variables]
+    restored = checkpoint.restore(variables, shuffler) if checkpoint else []
+    history = [Epoch(**epoch) for epoch in restored]
+    for past in history:
+        if on_epoch:
+            on_epoch(past)
+    for number in range(len(history) + 1, train.epochs + 1):
         started = time.perf_counter()
         order = shuffler.permutation(n_images) if train.shuffle else np.arange(n_images)
         loss, val_loss = epoch(order.astype(np.int32))
         history.append(Epoch(number, float(loss), float(val_loss), time.perf_counter() - started))
         if on_epoch:
             on_epoch(history[-1])
+        if checkpoint:
+            checkpoint.save(variables, history, shuffler)
     return history
 
 
