@@ -57,7 +57,7 @@ class Checkpoint:
         arrays[STATE] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
         with atomic_path(self.path) as temporary:
             np.savez(temporary, allow_pickle=False, **arrays)
-        cli.note_for_rerun(f"a rerun resumes at epoch {len(history) + 1} of {self.epochs}")
+        cli.note_for_rerun(f"a rerun {self.resumes(len(history))}")
 
     def restore(self, variables: list, shuffler: np.random.Generator) -> list[dict]:
         """Set the variables and the shuffler as the checkpoint has them; return its epochs, as
@@ -80,12 +80,18 @@ class Checkpoint:
             variable.assign(value)
         shuffler.bit_generator.state = state["shuffler"]
         print(
-            f"Resuming at epoch {state['epoch'] + 1} of {self.epochs}, from the checkpoint of "
-            f"epoch {state['epoch']} saved {state['saved']} ({self.path})",
+            f"{self.resumes(state['epoch']).capitalize()}, from the checkpoint of epoch "
+            f"{state['epoch']} saved {state['saved']} ({self.path})",
             flush=True,
         )
-        cli.note_for_rerun(f"a rerun resumes at epoch {state['epoch'] + 1} of {self.epochs}")
+        cli.note_for_rerun(f"a rerun {self.resumes(state['epoch'])}")
         return state["history"]
+
+    def resumes(self, done: int) -> str:
+        """Where a run goes on with `done` epochs in its checkpoint."""
+        if done < self.epochs:
+            return f"resumes at epoch {done + 1} of {self.epochs}"
+        return f"resumes with all {self.epochs} epochs done, to save the model"
 
     def read(self, variables: list) -> tuple[dict, list[np.ndarray]]:
         """The checkpoint's state and variable values, checked against this run's."""

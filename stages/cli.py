@@ -55,8 +55,9 @@ def rerun_note() -> str:
     return _rerun_note[0]
 
 
-def run(main: Callable[[], None]) -> None:
-    """Run a stage's main(); turn StageError and interruptions into one line and an exit code.
+def run(main: Callable[[], None], on_failure: Callable[[], None] | None = None) -> None:
+    """Run a stage's main(); turn StageError and interruptions into one line and an exit code,
+    after calling `on_failure`, if given.
 
     A signal raises KeyboardInterrupt in the main thread, which unwinds through the `finally`
     blocks that remove temporary files and folders. Where the main thread cannot run Python
@@ -66,13 +67,19 @@ def run(main: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if started ignoring it
         signal.signal(signal.SIGINT, _interrupt)
+    if on_failure:
+        on_hard_exit(on_failure)
     _watch_signals()
     try:
         main()
     except StageError as error:
+        if on_failure:
+            on_failure()
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as interruption:
+        if on_failure:
+            on_failure()
         _exit_interrupted(signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
     # Every output is written and closed. Python's last garbage collection at exit would walk
     # TensorFlow's millions of objects for about a second; the OS frees them all at once anyway.

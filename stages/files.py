@@ -1,5 +1,6 @@
 """Atomic writes: an output is either complete or absent, never half-written."""
 
+import glob
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ cli.on_hard_exit(remove_temporaries)
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     # Same folder (so the rename is atomic) and same suffix (Keras and Matplotlib go by it).
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
@@ -54,6 +56,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def atomic_folder(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; move it onto `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     temporary.chmod(0o777 & ~_umask())  # mkdtemp makes it private
     previous = temporary.with_name(f"{temporary.name}.previous")
@@ -71,6 +74,18 @@ def atomic_folder(path: Path) -> Iterator[Path]:
         shutil.rmtree(previous, ignore_errors=True)
         shutil.rmtree(temporary, ignore_errors=True)
         _temporaries.difference_update((temporary, previous))
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove what a write of `path` killed by SIGKILL left beside it: its temporary files or
+    folders, named as this module names them. DVC runs one stage of a workspace at a time, so
+    no other write of `path` is under way."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if leftover not in _temporaries:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dvclive import Live
 
-from stages import checkpoints, distribute, noise, params
+from stages import checkpoints, distribute, noise, outputs, params
 from stages.cli import StageError, raise_if_interrupted, run
 from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
@@ -124,4 +124,5 @@ def epoch_seconds(path: Path) -> list[float]:
 
 
 if __name__ == "__main__":
-    run(main)
+    # A bad param, a diverged loss or an interruption leaves the outputs DVC removed put back.
+    run(main, on_failure=functools.partial(outputs.restore_removed, "train"))

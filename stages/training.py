@@ -130,10 +130,10 @@ def fit(
         order = shuffler.permutation(n_images) if train.shuffle else np.arange(n_images)
         loss, val_loss = epoch(order.astype(np.int32))
         history.append(Epoch(number, float(loss), float(val_loss), time.perf_counter() - started))
+        if checkpoint:  # first: an interruption in on_epoch then loses nothing
+            checkpoint.save(variables, history, shuffler)
         if on_epoch:
             on_epoch(history[-1])
-        if checkpoint:
-            checkpoint.save(variables, history, shuffler)
     return history
 
 
