@@ -80,8 +80,8 @@ class Checkpoint:
             variable.assign(value)
         shuffler.bit_generator.state = state["shuffler"]
         print(
-            f"{self.resumes(state['epoch']).capitalize()}, from the checkpoint of epoch "
-            f"{state['epoch']} saved {state['saved']} ({self.path})",
+            f"Checkpoint found: training {self.resumes(state['epoch'])}, from epoch "
+            f"{state['epoch']}'s state saved {state['saved']} ({self.path})",
             flush=True,
         )
         cli.note_for_rerun(f"a rerun {self.resumes(state['epoch'])}")
