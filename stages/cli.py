@@ -64,7 +64,7 @@ def run(main: Callable[[], None], on_failure: Callable[[], None] | None = None) 
     (inside TensorFlow), a watcher thread ends the process ANSWER_SECONDS after the signal
     instead, removing the temporary files itself: either way the outputs are whole or untouched.
     """
-    signal.signal(signal.SIGTERM, _interrupt)
+    answer_signals()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if started ignoring it
         signal.signal(signal.SIGINT, _interrupt)
     if on_failure:
@@ -84,6 +84,12 @@ def run(main: Callable[[], None], on_failure: Callable[[], None] | None = None) 
     # Every output is written and closed. Python's last garbage collection at exit would walk
     # TensorFlow's millions of objects for about a second; the OS frees them all at once anyway.
     gc.freeze()
+
+
+def answer_signals() -> None:
+    """Have SIGTERM raise Terminated. Call it again after anything that takes SIGTERM for itself:
+    TensorFlow's multi-worker runtime installs a handler of its own that only takes note."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _watch_signals() -> None:

@@ -146,7 +146,9 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
             implementation=implementation.AUTO if gpus else implementation.RING,
             timeout_seconds=cluster.timeout,
         )
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        cli.answer_signals()  # its runtime took SIGTERM over, to note preemptions
+        return strategy
     return tf.distribute.get_strategy()
 
 

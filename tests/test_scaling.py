@@ -3,8 +3,12 @@ chief under `dvc repro`, the other as `python -m stages.train`), against the one
 
 import contextlib
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,7 @@ import pytest
 from benchmarks.scaling import free_ports
 from stages import distribute, params
 from stages.cli import StageError
-from stages.paths import METRICS, TRAIN_CURVES
+from stages.paths import METRICS, MODEL, TRAIN_CURVES
 from tests.conftest import (
     SAMPLE_PARAMS,
     TIMEOUT_SECONDS,
@@ -100,13 +104,12 @@ def files(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.fixture
-def two_workspaces(sample_run, tmp_path) -> tuple[Path, Path]:
+def make_two_workspaces(folder: Path) -> tuple[Path, Path]:
     """The sample project set to multi_worker, committed, in two workspaces: the chief's (a
     fresh copy) and the other worker's (with the prepared data its `dvc repro prepare` made)."""
     workspaces = []
     for name in ("chief", "worker"):
-        repo = copy_repo(tmp_path / name)
+        repo = copy_repo(folder / name)
         set_params(repo / "params.yaml", {**SAMPLE_PARAMS, "train.strategy": "multi_worker"})
         git_commit(repo, "Train on two workers")
         workspaces.append(repo)
@@ -114,9 +117,11 @@ def two_workspaces(sample_run, tmp_path) -> tuple[Path, Path]:
     return workspaces[0], workspaces[1]
 
 
-@pytest.mark.slow
-def test_two_workers_train_as_one_and_only_the_chief_writes(two_workspaces, sample_run):
-    chief, worker = two_workspaces
+@pytest.fixture(scope="module")
+def two_workers_trained(tmp_path_factory) -> dict:
+    """The chief's `dvc repro` and the other worker's `python -m stages.train`, never
+    interrupted: both workspaces, what each printed, and the other's files before."""
+    chief, worker = make_two_workspaces(tmp_path_factory.mktemp("two_workers"))
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
     before = files(worker)
     command = [sys.executable, "-m", "stages.train"]
@@ -126,6 +131,19 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(two_workspaces, samp
         output = run(["dvc", "repro"], chief, tf_config(addresses, 0)).stdout
         other_output, other_errors = other.communicate(timeout=TIMEOUT_SECONDS)
     assert other.returncode == 0, other_errors
+    return {
+        "chief": chief,
+        "worker": worker,
+        "output": output,
+        "other_output": other_output,
+        "worker_files_before": before,
+    }
+
+
+@pytest.mark.slow
+def test_two_workers_train_as_one_and_only_the_chief_writes(two_workers_trained, sample_run):
+    chief, worker = two_workers_trained["chief"], two_workers_trained["worker"]
+    output, other_output = two_workers_trained["output"], two_workers_trained["other_output"]
     assert "Training on CPU:0 (MultiWorkerMirroredStrategy, replicas in all: 2)" in output
     assert "Training on CPU:0 (MultiWorkerMirroredStrategy, replicas in all: 2)" in other_output
     assert ran_or_restored(output) == ["download", "prepare", "train", "predict", "plot"]
@@ -137,13 +155,98 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(two_workspaces, samp
     test_scores = json.loads((chief / METRICS).read_text())["test"]
     expected = json.loads(run(["git", "show", f"HEAD:{METRICS}"], sample_run).stdout)["test"]
     assert test_scores == pytest.approx(expected, abs=1e-4)  # PSNR in dB, the rest per pixel
-    assert files(worker) == before
+    assert files(worker) == two_workers_trained["worker_files_before"]
     # The other worker printed the same epochs as the chief.
     epochs = [line for line in output.splitlines() if line.startswith("Epoch ")]
     assert len(epochs) == SAMPLE_PARAMS["train.epochs"]
     assert [line.split(" - ")[2:] for line in epochs] == [
         line.split(" - ")[2:] for line in other_output.splitlines() if line.startswith("Epoch ")
     ]
+
+
+TRAIN = [sys.executable, "-m", "stages.train"]
+
+
+@contextlib.contextmanager
+def two_workers(chief: Path, worker: Path, timeout: int = 60):
+    """Both workers started as `python -m stages.train` (their lines unbuffered), all-reduces
+    waiting `timeout` seconds at most."""
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with contextlib.ExitStack() as stack:
+        yield (
+            addresses,
+            [
+                stack.enter_context(
+                    started(
+                        TRAIN,
+                        folder,
+                        {
+                            **tf_config(addresses, index),
+                            "TRAIN_WORKER_TIMEOUT": str(timeout),
+                            "PYTHONUNBUFFERED": "1",
+                        },
+                        **pipes,
+                    )
+                )
+                for index, folder in enumerate((chief, worker))
+            ],
+        )
+
+
+def after_first_epoch(process: subprocess.Popen) -> None:
+    """Wait until `process` has printed its first epoch (and saved its checkpoint)."""
+    for line in process.stdout:
+        if line.startswith("Epoch 1/"):
+            return
+    raise AssertionError(process.stderr.read())
+
+
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_other_on_one_line_and_both_restarted_resume(
+    two_workers_trained, tmp_path
+):
+    chief, worker = make_two_workspaces(tmp_path)
+    run(["dvc", "repro", "prepare"], chief)
+    with two_workers(chief, worker) as (addresses, (first, other)):
+        after_first_epoch(other)
+        os.killpg(other.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        _, errors = first.communicate(timeout=TIMEOUT_SECONDS)
+        seconds = time.monotonic() - killed
+    assert first.returncode == 1, errors
+    line = error_line(errors)
+    assert line.startswith(f"error: lost worker 1 of TF_CONFIG ({addresses[1]}): "), line
+    assert re.search(r"; restart every worker \(a rerun resumes at epoch \d of 3\)$", line), line
+    assert seconds < 60  # TRAIN_WORKER_TIMEOUT; a closed connection is noticed at once
+
+    with two_workers(chief, worker) as (_, (first, other)):
+        outputs = [process.communicate(timeout=TIMEOUT_SECONDS)[0] for process in (first, other)]
+    for output in outputs:
+        assert "Checkpoint found: training resumes at epoch " in output
+    reference = two_workers_trained["chief"]
+    assert (chief / MODEL).read_bytes() == (reference / MODEL).read_bytes()
+
+
+@pytest.mark.slow
+def test_a_signal_while_waiting_for_a_stopped_worker_ends_train_within_5_s(tmp_path):
+    chief, worker = make_two_workspaces(tmp_path)
+    run(["dvc", "repro", "prepare"], chief)
+    with two_workers(chief, worker) as (_, (first, other)):
+        after_first_epoch(other)
+        os.kill(other.pid, signal.SIGSTOP)  # alive, and silent: the chief waits in an all-reduce
+        time.sleep(1)
+        first.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        _, errors = first.communicate(timeout=TIMEOUT_SECONDS)
+        seconds = time.monotonic() - signalled
+    assert seconds < 5, seconds
+    assert first.returncode == 128 + signal.SIGTERM, errors
+    assert re.fullmatch(
+        r"error: interrupted by SIGTERM; no output was left half-written; "
+        r"a rerun resumes at epoch \d of 3",
+        error_line(errors),
+    )
 
 
 @pytest.mark.slow
