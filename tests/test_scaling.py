@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from benchmarks.scaling import free_ports
 from stages import distribute, params
 from stages.cli import StageError
-from stages.paths import METRICS, MODEL, TRAIN_CURVES
+from stages.paths import METRICS, MODEL, PREPARED, TRAIN_CURVES
 from tests.conftest import (
     SAMPLE_PARAMS,
     TIMEOUT_SECONDS,
@@ -207,7 +208,7 @@ def test_a_killed_worker_stops_the_other_on_one_line_and_both_restarted_resume(
     two_workers_trained, tmp_path
 ):
     chief, worker = make_two_workspaces(tmp_path)
-    run(["dvc", "repro", "prepare"], chief)
+    shutil.copytree(worker / PREPARED, chief / PREPARED, dirs_exist_ok=True)  # prepared once
     with two_workers(chief, worker) as (addresses, (first, other)):
         after_first_epoch(other)
         os.killpg(other.pid, signal.SIGKILL)
@@ -231,7 +232,7 @@ def test_a_killed_worker_stops_the_other_on_one_line_and_both_restarted_resume(
 @pytest.mark.slow
 def test_a_signal_while_waiting_for_a_stopped_worker_ends_train_within_5_s(tmp_path):
     chief, worker = make_two_workspaces(tmp_path)
-    run(["dvc", "repro", "prepare"], chief)
+    shutil.copytree(worker / PREPARED, chief / PREPARED, dirs_exist_ok=True)  # prepared once
     with two_workers(chief, worker) as (_, (first, other)):
         after_first_epoch(other)
         os.kill(other.pid, signal.SIGSTOP)  # alive, and silent: the chief waits in an all-reduce
