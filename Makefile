@@ -35,7 +35,7 @@ repro: venv
 # The tests run in TEST_WORKERS processes (pytest-xdist), each taking whole test files, so that a
 # file's shared runs are made once; TEST_WORKERS=0 runs them in this one process.
 TEST_WORKERS ?= 2
-PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadfile
+PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: dev-venv
 	$(PYTEST) $(PYTEST_ARGS)
 

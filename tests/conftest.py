@@ -35,7 +35,7 @@ SAMPLE = REPO / "tests" / "data" / "mnist_sample"
 # The user's settings for DVC, TensorFlow, Keras and git, and the download stage's variables, would
 # change what the tests see; none of them is the tests' business.
 for variable in list(os.environ):
-    if variable.startswith(("DVC_", "TF_", "KERAS_", "GIT_", "DATA_")):
+    if variable.startswith(("DVC_", "TF_", "KERAS_", "GIT_", "DATA_", "TRAIN_")):
         del os.environ[variable]
 # Empty config folders (and a site cache) of the tests' own, instead of the user's and the system's.
 ISOLATED = Path(tempfile.mkdtemp(prefix="tests-config-"))
@@ -56,6 +56,27 @@ os.environ.update(
         "KERAS_HOME": str(ISOLATED / "keras"),  # Keras' keras.json: backend, floatx, epsilon
     }
 )
+# The test files that take longest (measured, in seconds of both workers), given out first by
+# pytest-xdist (`make test` runs it with --no-loadscope-reorder), so that its two workers finish
+# at about the same time instead of one waiting for the other's last long file.
+LONGEST_FIRST = [
+    "test_family.py",  # 116
+    "test_scaling.py",  # 110
+    "test_storage.py",  # 99
+    "test_pipeline.py",  # 91
+    "test_training.py",  # 91
+    "test_checkpoints.py",  # 88
+    "test_experiments.py",  # 79
+    "test_determinism.py",  # 42
+    "test_train.py",  # 40
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
 # Stage commands say `python`: make that the interpreter running the tests (the project's .venv).
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 # The longest a command may take: a whole `dvc repro` or the sweep on a slow 2-core machine.
