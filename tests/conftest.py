@@ -57,8 +57,9 @@ os.environ.update(
     }
 )
 # The test files that take longest (measured, in seconds of both workers), given out first by
-# pytest-xdist (`make test` runs it with --no-loadscope-reorder), so that its two workers finish
-# at about the same time instead of one waiting for the other's last long file.
+# pytest-xdist when `make test` runs it with --no-loadscope-reorder, so that its two workers
+# finish at about the same time instead of one waiting for the other's last long file. (Without
+# the slow tests, xdist's own order, the files with most tests first, is the faster one.)
 LONGEST_FIRST = [
     "test_family.py",  # 116
     "test_scaling.py",  # 110
