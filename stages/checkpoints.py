@@ -16,6 +16,7 @@ failure, finds its checkpoint when it runs again. The stage removes its own once
 TRAIN_RESUME=0 starts from epoch 1 on purpose (and forgets the checkpoint of these params).
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -25,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from stages import cli
 from stages.distribute import Cluster
 from stages.files import atomic_path
+from stages.paths import DVC_YAML, PARAMS
 
 RESUME_VARIABLE = "TRAIN_RESUME"
 FOLDER = "checkpoints"  # in the DVC cache folder
@@ -124,19 +127,28 @@ def gist(error: BaseException) -> str:
 
 
 def for_this_run(cluster: Cluster, epochs: int) -> Checkpoint | None:
-    """This run's checkpoint, keyed by the train stage's params, code and data as DVC hashes them
-    and by this worker's place in the cluster; None outside a DVC repository."""
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
+    """This run's checkpoint, keyed by the params values, code and data that dvc.yaml lists for
+    the train stage (each file by the md5 of its bytes, as DVC hashes it) and by this worker's
+    place in the cluster; None outside a DVC repository."""
+    from dvc.config import Config  # DVC's config alone: its repository API takes half a second
 
-    try:
-        repo = Repo(os.curdir)
-    except NotDvcRepoError:
+    config = Config.from_cwd(validate=False)
+    if config.dvc_dir is None or not DVC_YAML.is_file():
         return None
-    with repo:
-        (stage,) = repo.stage.collect(STAGE)
-        hashes = {dependency.def_path: dependency.get_hash().value for dependency in stage.deps}
-        folder = Path(repo.cache.local_cache_dir) / FOLDER
-    worker = f"{cluster.task_type}-{cluster.task_index}"
-    key = hashlib.md5(json.dumps([hashes, worker], sort_keys=True).encode()).hexdigest()
-    return Checkpoint(path=folder / f"{STAGE}-{key}.npz", key=key, epochs=epochs)
+    stage = yaml.safe_load(DVC_YAML.read_text())["stages"][STAGE]
+    document = yaml.safe_load(PARAMS.read_text())
+    key = {
+        "params": {
+            name: functools.reduce(dict.get, name.split("."), document) for name in stage["params"]
+        },
+        "deps": {path: md5_of(Path(path)) for path in stage["deps"]},
+        "worker": f"{cluster.task_type}-{cluster.task_index}",
+    }
+    digest = hashlib.md5(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    folder = Path(config["cache"].get("dir") or Path(config.dvc_dir) / "cache") / FOLDER
+    return Checkpoint(path=folder / f"{STAGE}-{digest}.npz", key=digest, epochs=epochs)
+
+
+def md5_of(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "md5").hexdigest()

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+DVC_YAML = Path("dvc.yaml")
 
 RAW = Path("data/raw")
 
