@@ -1,5 +1,7 @@
 """How a stage reports a problem the user can fix: one line on stderr and a non-zero exit."""
 
+import contextlib
+import functools
 import gc
 import math
 import os
@@ -68,22 +70,27 @@ def run(main: Callable[[], None], on_failure: Callable[[], None] | None = None) 
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if started ignoring it
         signal.signal(signal.SIGINT, _interrupt)
     if on_failure:
-        on_hard_exit(on_failure)
+        on_hard_exit(functools.partial(_call_on_failure, on_failure))
     _watch_signals()
     try:
         main()
     except StageError as error:
-        if on_failure:
-            on_failure()
+        _call_on_failure(on_failure)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as interruption:
-        if on_failure:
-            on_failure()
+        _call_on_failure(on_failure)
         _exit_interrupted(signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
     # Every output is written and closed. Python's last garbage collection at exit would walk
     # TensorFlow's millions of objects for about a second; the OS frees them all at once anyway.
     gc.freeze()
+
+
+def _call_on_failure(on_failure: Callable[[], None] | None) -> None:
+    """Tidy up after a failure, at best: the failure's own line is what the user must see."""
+    if on_failure:
+        with contextlib.suppress(Exception):
+            on_failure()
 
 
 def answer_signals() -> None:

@@ -31,9 +31,10 @@ def restore_removed(stage_name: str) -> None:
             output.use_cache = True  # this copy of it only: checkout() skips `cache: false`
             try:
                 output.checkout()
-            except DvcException:  # not in the cache: its next run writes it
+            except (DvcException, OSError):  # not in the cache
                 if kept_in_git:
                     restore_from_git(output)
+            # Otherwise the next run writes it.
 
 
 def restore_from_git(output) -> None:

@@ -3,6 +3,7 @@
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stages import prepare, train
 from stages.cli import StageError
@@ -153,7 +155,21 @@ def test_dvc_repro_after_ctrl_c_leaves_the_workspace_as_it_was_and_its_rerun_res
     assert "up to date" in run(["dvc", "status", "train"], sample_repo).stdout
 
 
-def test_a_bad_param_in_dvc_exp_run_leaves_the_workspace_as_it_was(sample_repo):
+def forget_what_only_running_caches(repo: Path) -> None:
+    """Make the repo's DVC cache that of a clone that pulled and never ran train: without the
+    run cache, which also keeps train's `cache: false` metrics and curves in the cache."""
+    shutil.rmtree(repo / ".dvc" / "cache" / "runs")
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    for output in lock["stages"]["train"]["outs"]:
+        if output["path"].startswith(str(TRAIN_REPORTS)):
+            md5 = output["md5"]
+            (repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+
+
+@pytest.mark.parametrize("pulled", [False, True], ids=["cache of a run", "cache of a pull"])
+def test_a_bad_param_in_dvc_exp_run_leaves_the_workspace_as_it_was(sample_repo, pulled):
+    if pulled:
+        forget_what_only_running_caches(sample_repo)
     before = {path: (sample_repo / path).read_bytes() for path in PREVIOUS}
     result = run(["dvc", "exp", "run", "-S", "model.l1=-1"], sample_repo, check=False)
     assert result.returncode != 0
