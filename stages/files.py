@@ -24,10 +24,15 @@ def remove_temporaries() -> None:
     unwinding (cli.run's watcher) does instead of their `finally` blocks."""
     with _renaming:
         for temporary in list(_temporaries):
-            if temporary.is_dir():
-                shutil.rmtree(temporary, ignore_errors=True)
-            else:
-                temporary.unlink(missing_ok=True)
+            remove(temporary)
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a folder, if there is one."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 cli.on_hard_exit(remove_temporaries)
@@ -82,10 +87,7 @@ def remove_leftovers(path: Path) -> None:
     no other write of `path` is under way."""
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
         if leftover not in _temporaries:
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+            remove(leftover)
 
 
 def _umask() -> int:

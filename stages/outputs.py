@@ -9,8 +9,10 @@ process killed by SIGKILL runs nothing: its rerun writes them again (and resumes
 """
 
 import os
-import shutil
 import subprocess
+from pathlib import Path
+
+from stages import files
 
 
 def restore_removed(stage_name: str) -> None:
@@ -40,12 +42,9 @@ def restore_removed(stage_name: str) -> None:
 def restore_from_git(output) -> None:
     """An output kept in git that DVC's cache lacks (a clone that pulled, and never ran the
     stage): the committed copy, if it is the one dvc.lock records; the index stays as it was."""
-    path = str(output.fs_path)
+    path = Path(output.fs_path)
     restored = subprocess.run(
-        ["git", "restore", "--source=HEAD", "--worktree", "--", path], capture_output=True
+        ["git", "restore", "--source=HEAD", "--worktree", "--", str(path)], capture_output=True
     )
     if restored.returncode == 0 and output.get_hash().value != output.hash_info.value:
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        else:
-            os.remove(path)
+        files.remove(path)
