@@ -1,8 +1,13 @@
-"""What the sweep and the family share: queue experiments with DVC, run the queue, read results.
+"""What the sweep and the family share: run experiments with DVC, on its queue or on Slurm; read
+the results.
 
-Every experiment goes through DVC's own queue (`dvc exp run --queue`, then `dvc exp run
---run-all --jobs N`, which starts the queue's workers as `dvc queue start` does and waits for
-them), so each stays in `dvc exp show` to compare, apply or push.
+Every experiment is a DVC experiment, so each stays in `dvc exp show` to compare, apply or push.
+Two executors run them (--executor):
+
+- queue, the default: DVC's own queue on this machine (`dvc exp run --queue`, then `dvc exp run
+  --run-all --jobs N`, which starts the queue's workers as `dvc queue start` does and waits).
+- slurm: one task of a Slurm job array per experiment, each in a clone of its own, pulled back
+  once done (scripts/slurm.py).
 """
 
 import argparse
@@ -20,8 +25,9 @@ from stages.files import atomic_path
 PREPARED = "prepared-data"  # the experiment that prepares the shared data, removed once it ran
 
 
-def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
-    """-S KEY=VALUE for every experiment, and --jobs, the queue's workers."""
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """-S KEY=VALUE for every experiment; --executor, and its options: --jobs, the queue's
+    workers, or --sbatch, Slurm's."""
     parser.add_argument(
         "-S",
         "--set",
@@ -36,6 +42,47 @@ def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
         default=default_jobs(),
         help="queue workers (default: one per GPU on a GPU machine, else one per CPU core)",
     )
+    parser.add_argument(
+        "--executor",
+        choices=("queue", "slurm"),
+        default="queue",
+        help="where the experiments run: DVC's queue on this machine (default), or a Slurm job "
+        "array, a task per experiment",
+    )
+    parser.add_argument(
+        "--sbatch",
+        default="",
+        metavar="OPTIONS",
+        help='sbatch options for every task, e.g. "--partition=gpu --time=1:00:00 --gres=gpu:1"',
+    )
+
+
+def executor(args: argparse.Namespace):
+    """The executor --executor names: it has run(runs, shared) -> the experiments' names, in
+    order, and where_to_look(name) -> where a failed one's log is."""
+    if args.executor == "slurm":
+        from scripts import slurm
+
+        return slurm.Slurm(slurm.sbatch_options(args.sbatch))
+    return Queue(args.jobs)
+
+
+class Queue:
+    """DVC's queue, with `jobs` workers on this machine."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+
+    def run(self, runs: list[list[str]], shared: list[str]) -> list[str]:
+        """Queue one experiment per list of settings and run the queue; their names, in order.
+        `shared`: the settings all of them have."""
+        prepare_once(shared)
+        names = [queue(settings) for settings in runs]
+        run_queue(self.jobs)
+        return names
+
+    def where_to_look(self, name: str) -> str:
+        return f"dvc queue logs {name}"
 
 
 def default_jobs() -> int:
@@ -49,15 +96,14 @@ def default_jobs() -> int:
     return gpus or os.cpu_count() or 1
 
 
-def queue(settings: list[str]) -> list[str]:
-    """Queue `dvc exp run --queue -S ...` with these settings; return the queued names (a
-    comma-separated value queues one experiment per value, as DVC does)."""
+def queue(settings: list[str]) -> str:
+    """Queue `dvc exp run --queue -S ...` with these settings; return the experiment's name."""
     command = ["dvc", "exp", "run", "--queue", *settings_args(settings)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     names = re.findall(r"Queued experiment '([^']+)'", output)
-    if not names:
-        sys.exit(f"error: dvc queued nothing for {' '.join(command)}:\n{output}")
-    return names
+    if len(names) != 1:
+        sys.exit(f"error: dvc queued {len(names)} experiments for {' '.join(command)}:\n{output}")
+    return names[0]
 
 
 def run_queue(jobs: int) -> None:
@@ -69,14 +115,22 @@ def run_queue(jobs: int) -> None:
     subprocess.run(command, check=True, env=environment)
 
 
-def prepare_once(shared: list[str]) -> None:
+def prepare_once(shared: list[str], push_to: str = "") -> None:
     """Download and prepare the data the experiments share (`shared`: the settings all of them
     have), once, before any is queued: each experiment then finds those stages in DVC's run cache.
     Two queue workers running the same stage at once race on that cache (DVC 3.67 takes the record
-    the other is still writing for a corrupted one and deletes it: "failed to reproduce")."""
+    the other is still writing for a corrupted one and deletes it: "failed to reproduce").
+    With `push_to`, a git remote, the data and its run-cache records go to the DVC remote too, for
+    tasks on other machines to pull instead of downloading."""
     print("preparing the data the experiments share", flush=True)
     command = ["dvc", "exp", "run", "--temp", "--name", PREPARED, *settings_args(shared), "prepare"]
     prepared = subprocess.run(command, capture_output=True, text=True)
+    if prepared.returncode == 0 and push_to:
+        pushed = ["dvc", "exp", "push", "--run-cache", push_to, PREPARED]
+        prepared = subprocess.run(pushed, capture_output=True, text=True)
+        subprocess.run(
+            ["dvc", "exp", "remove", "--git-remote", push_to, PREPARED], capture_output=True
+        )
     subprocess.run(["dvc", "exp", "remove", PREPARED], capture_output=True)
     if prepared.returncode != 0:
         lines = (prepared.stdout + prepared.stderr).strip().splitlines()
@@ -107,11 +161,10 @@ def results(names: list[str]) -> tuple[dict[str, dict], list[str]]:
     return finished, failed
 
 
-def fail_for(failed: list[str]) -> None:
+def fail_for(failed: list[str], executor) -> None:
     if failed:
-        sys.exit(
-            f"error: these experiments did not finish: {', '.join(failed)} (dvc queue logs NAME)"
-        )
+        named = ", ".join(f"{name} ({executor.where_to_look(name)})" for name in failed)
+        sys.exit(f"error: these experiments did not finish: {named}")
 
 
 def write_markdown(header: dict[str, str], cells: list[list[str]], path: Path) -> None:

@@ -3,11 +3,12 @@
     python -m scripts.family                                  # every variant, params.yaml's data
     python -m scripts.family --dataset fashion_mnist --epochs 30,conv=5,denoising-conv=5
     python -m scripts.family --variants dense,vae -S data.train_size=10000
+    python -m scripts.family --executor slurm --sbatch "--time=2:00:00 --cpus-per-task=8"
 
-Each variant is queued with `dvc exp run --queue` and the queue runs with one worker per CPU core
-(scripts/experiments.py); the results, read back from `dvc exp show`, go to
-reports/family/DATASET/: family.csv, family.md and reconstructions.png, the same test images
-reconstructed by every kind.
+Each variant is queued with `dvc exp run --queue` and the queue runs with one worker per CPU core,
+or with --executor slurm each is a task of one Slurm job array (scripts/experiments.py); the
+results, read back from `dvc exp show`, go to reports/family/DATASET/: family.csv, family.md and
+reconstructions.png, the same test images reconstructed by every kind.
 """
 
 import argparse
@@ -53,13 +54,12 @@ def main() -> None:
     common = [*args.set]
     if args.dataset:
         common.append(f"data.dataset={args.dataset}")
-    experiments.prepare_once(common)
-    names = {}
+    runs = []
     for variant in args.variants:
         epochs = args.epochs.get(variant, args.epochs.get("all"))
-        settings = [f"train.epochs={epochs}"] if epochs else []
-        [names[variant]] = experiments.queue(VARIANTS[variant] + common + settings)
-    experiments.run_queue(args.jobs)
+        runs.append(VARIANTS[variant] + common + ([f"train.epochs={epochs}"] if epochs else []))
+    executor = experiments.executor(args)
+    names = dict(zip(args.variants, executor.run(runs, shared=common), strict=True))
     finished, failed = experiments.results(list(names.values()))
     rows = [
         {"variant": variant, **{column: row.get(key) for column, key in COLUMNS.items()}}
@@ -77,7 +77,7 @@ def main() -> None:
     if rows:
         figures.save(reconstructions_by_variant(rows, dataset), folder / "reconstructions.png")
     print((folder / "family.md").read_text())
-    experiments.fail_for(failed)
+    experiments.fail_for(failed, executor)
 
 
 def parse_args() -> argparse.Namespace:
@@ -97,7 +97,7 @@ def parse_args() -> argparse.Namespace:
         default={},
         help="train.epochs for all, and for some variants: 15,conv=5 (default: params.yaml's)",
     )
-    experiments.add_queue_arguments(parser)
+    experiments.add_executor_arguments(parser)
     return parser.parse_args()
 
 

@@ -1,17 +1,17 @@
-"""Sweep model.encoding_dim through DVC's experiment queue; tabulate and draw rate vs distortion.
+"""Sweep model.encoding_dim, one DVC experiment per value; tabulate and draw rate vs distortion.
 
     python -m scripts.sweep                                   # 2 ... 128 on the full data
     python -m scripts.sweep --dims 4,16,36 -S data.train_size=2000 -S train.epochs=2
+    python -m scripts.sweep --executor slurm --sbatch "--partition=gpu --gres=gpu:1"
 
-Each value is queued with `dvc exp run --queue`; the queue then runs with one worker per CPU core
-(scripts/experiments.py). The results, read back with `dvc exp show`, go to reports/sweep/:
-sweep.csv, sweep.md and rate_distortion.png. Every experiment stays in `dvc exp show`, to compare
-or apply.
+Each value is queued with `dvc exp run --queue` and the queue runs with one worker per CPU core,
+or with --executor slurm each is a task of one Slurm job array (scripts/experiments.py). The
+results, read back with `dvc exp show`, go to reports/sweep/: sweep.csv, sweep.md and
+rate_distortion.png. Every experiment stays in `dvc exp show`, to compare or apply.
 """
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,18 +35,16 @@ COLUMNS = {
 
 def main() -> None:
     args = parse_args()
-    experiments.prepare_once(args.set)
-    names = experiments.queue([f"model.encoding_dim={','.join(map(str, args.dims))}", *args.set])
-    if len(names) != len(args.dims):
-        sys.exit(f"error: queued {len(names)} experiments for {len(args.dims)} values")
-    experiments.run_queue(args.jobs)
+    executor = experiments.executor(args)
+    runs = [[f"model.encoding_dim={dim}", *args.set] for dim in args.dims]
+    names = executor.run(runs, shared=args.set)
     rows, failed = collect(names)
     SWEEP.mkdir(parents=True, exist_ok=True)
     experiments.write_csv(rows, [*COLUMNS, "experiment"], SWEEP / "sweep.csv")
     write_markdown(rows, SWEEP / "sweep.md")
     figures.save(rate_distortion(rows), SWEEP / "rate_distortion.png")
     print((SWEEP / "sweep.md").read_text())
-    experiments.fail_for(failed)
+    experiments.fail_for(failed, executor)
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,7 +55,7 @@ def parse_args() -> argparse.Namespace:
         type=encoding_dims,
         help=f"comma-separated encoding_dim values (default {DEFAULT_DIMS})",
     )
-    experiments.add_queue_arguments(parser)
+    experiments.add_executor_arguments(parser)
     return parser.parse_args()
 
 

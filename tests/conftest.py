@@ -28,14 +28,15 @@ from filelock import FileLock
 from stages import datasets, idx
 from stages.datasets import IMAGE_SIZE
 from stages.params import ModelParams
+from tests.slurm_cluster import slurm  # noqa: F401 - a fixture, for every test module
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "tests" / "data" / "mnist_sample"
 
-# The user's settings for DVC, TensorFlow, Keras and git, and the download stage's variables, would
-# change what the tests see; none of them is the tests' business.
+# The user's settings for DVC, TensorFlow, Keras and git, the download and train stages' variables
+# and a Slurm job's, would change what the tests see; none of them is the tests' business.
 for variable in list(os.environ):
-    if variable.startswith(("DVC_", "TF_", "KERAS_", "GIT_", "DATA_", "TRAIN_")):
+    if variable.startswith(("DVC_", "TF_", "KERAS_", "GIT_", "DATA_", "TRAIN_", "SLURM_")):
         del os.environ[variable]
 # Empty config folders (and a site cache) of the tests' own, instead of the user's and the system's.
 ISOLATED = Path(tempfile.mkdtemp(prefix="tests-config-"))

@@ -1,8 +1,12 @@
-"""Experiments: a real sweep through DVC's queue, and the report between two experiments."""
+"""Experiments: a real sweep through DVC's queue and through a real one-node Slurm cluster, a
+family's failed Slurm task, the refusals before anything is submitted, and the report between two
+experiments."""
 
 import csv
 import math
+import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +14,16 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from tests.conftest import SAMPLE_PARAMS, copy_repo, git_commit, run, set_params
+from tests.conftest import (
+    SAMPLE_PARAMS,
+    copy_repo,
+    copy_run,
+    error_line,
+    git_commit,
+    run,
+    set_params,
+)
+from tests.slurm_cluster import jobs
 
 DIMS = [2, 8, 32]
 
@@ -100,3 +113,148 @@ def test_the_report_compares_two_experiments(swept):
         assert f"report/{revision}_reports_figures_reconstructions.png" in links
     for link in links:
         assert matplotlib.image.imread(swept / "reports" / link).ndim == 3, link
+
+
+def published(sample_run: Path, folder: Path) -> Path:
+    """A copy of the sample run whose commit and data are on a git remote (a bare repository)
+    and a DVC remote (a folder), as a team's are: what the Slurm executor starts from."""
+    repo = copy_run(sample_run, folder / "repo")
+    run(["git", "init", "-q", "--bare", "-b", "main", str(folder / "origin.git")], folder)
+    run(["git", "remote", "add", "origin", str(folder / "origin.git")], repo)
+    run(["dvc", "remote", "add", "-d", "storage", str(folder / "storage")], repo)
+    git_commit(repo, "the team's remotes")
+    run(["git", "push", "-q", "-u", "origin", "main"], repo)
+    run(["dvc", "push", "-q"], repo)
+    return repo
+
+
+def on_slurm(command: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", f"scripts.{command}", "--executor", "slurm", *args]
+
+
+@pytest.fixture(scope="module")
+def swept_on_slurm(slurm, sample_run, tmp_path_factory) -> dict:
+    """The sweep of `swept`, through Slurm from a published copy of the sample run: the repo,
+    what it printed, and git's status before."""
+    repo = published(sample_run, tmp_path_factory.mktemp("slurm_sweep"))
+    status = run(["git", "status", "--porcelain"], repo).stdout
+    dims = ",".join(map(str, DIMS))
+    result = run(on_slurm("sweep", "--dims", dims, "-S", "train.epochs=2"), repo, slurm)
+    return {"repo": repo, "output": result.stdout, "status": status}
+
+
+@pytest.mark.slow
+def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behind(
+    swept,
+    swept_on_slurm,
+    slurm,
+):
+    repo = swept_on_slurm["repo"]
+    local, remote = sweep_rows(swept), sweep_rows(repo)
+    columns = ["encoding_dim", "parameter_count", "test_bce", "test_mse", "test_psnr"]
+    assert [[row[c] for c in columns] for row in remote] == [
+        [row[c] for c in columns] for row in local
+    ]
+    assert re.search(
+        r"^Slurm job \d+: 0 pending, 0 running, 3 done, 0 failed$", swept_on_slurm["output"], re.M
+    )
+    listed = run(["dvc", "exp", "list", "--name-only"], repo).stdout.split()
+    assert sorted(listed) == sorted(row["experiment"] for row in remote)
+    # The workspace is as it was but for the sweep's reports; nothing is queued or left running.
+    status = run(["git", "status", "--porcelain"], repo).stdout.splitlines()
+    assert swept_on_slurm["status"] == ""
+    assert all(line.startswith(" M reports/sweep/") for line in status), status
+    assert "Queued" not in run(["dvc", "queue", "status"], repo).stdout
+    assert jobs(slurm) == []
+
+
+@pytest.mark.slow
+def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
+    slurm,
+    sample_run,
+    tmp_path,
+):
+    repo = published(sample_run, tmp_path)
+    # A vae has no sparsity penalty: its task alone stops on the bad param.
+    command = on_slurm(
+        "family", "--variants", "dense,deep,vae", "--epochs", "1", "-S", "model.l1=0.0001"
+    )
+    result = run(command, repo, slurm, check=False)
+    assert result.returncode == 1
+    line = error_line(result.stderr)
+    failed = re.fullmatch(
+        r"error: these experiments did not finish: ([\w-]+) \(log: (\.dvc/tmp/slurm/\d+_2\.log)\)",
+        line,
+    )
+    assert failed, line
+    log = (repo / failed.group(2)).read_text()
+    assert "model.l1 is 0.0001 with model.kind vae; allowed: 0 for a vae" in log
+    with (repo / "reports/family/mnist_sample/family.csv").open(newline="") as file:
+        assert [row["variant"] for row in csv.DictReader(file)] == ["dense", "deep"]
+    assert re.search(
+        r"^Slurm job \d+: 0 pending, 0 running, 2 done, 1 failed$", result.stdout, re.M
+    )
+    assert jobs(slurm) == []
+
+
+def without_slurm(folder: Path) -> dict[str, str]:
+    """A PATH with git, this Python's environment and nothing else: no sbatch."""
+    folder.mkdir()
+    (folder / "git").symlink_to(shutil.which("git"))
+    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{folder}"}
+
+
+def unpushed_commit(repo: Path) -> None:
+    set_params(repo / "params.yaml", {"train.epochs": 2})
+    git_commit(repo, "two epochs, not pushed")
+
+
+def no_dvc_remote(repo: Path) -> None:
+    run(["dvc", "remote", "default", "--unset"], repo)
+    git_commit(repo, "no default DVC remote")
+    run(["git", "push", "-q"], repo)
+
+
+@pytest.mark.parametrize(
+    ("make_it_so", "problem"),
+    [
+        (
+            lambda repo: set_params(repo / "params.yaml", {"train.epochs": 2}),
+            "uncommitted changes (params.yaml): a Slurm task runs the commit, not the workspace; "
+            "allowed: git commit, then git push",
+        ),
+        (
+            unpushed_commit,
+            "commit {commit} is not on the git remote origin ({origin}), where the "
+            "tasks clone from; allowed: git push origin main",
+        ),
+        (
+            no_dvc_remote,
+            "no default DVC remote in .dvc/config, where the tasks pull data from and "
+            "push results to; allowed: dvc remote add -d NAME URL (storage every node reaches), "
+            "committed and pushed",
+        ),
+        (
+            lambda repo: shutil.rmtree(repo.parent / "storage"),
+            "the DVC remote storage lacks 13 of this commit's outputs (data/predictions/codes.npy, "
+            "data/predictions/decoded.npy, data/predictions/reconstructions.npy, ...); allowed: "
+            "dvc push first",
+        ),
+        (None, "sbatch is not on the PATH; allowed: run this where Slurm's commands are"),
+    ],
+    ids=["uncommitted", "unpushed", "no-dvc-remote", "data-missing", "no-sbatch"],
+)
+def test_what_would_fail_every_task_is_one_line_before_anything_is_submitted(
+    sample_run, tmp_path, make_it_so, problem
+):
+    repo = published(sample_run, tmp_path)
+    environment = without_slurm(tmp_path / "bin") if make_it_so is None else {}
+    if make_it_so:
+        make_it_so(repo)
+    result = run(on_slurm("sweep", "--dims", "4"), repo, environment, check=False)
+    assert result.returncode == 1
+    commit = run(["git", "rev-parse", "--short=7", "HEAD"], repo).stdout.strip()
+    expected = problem.format(commit=commit, origin=tmp_path / "origin.git")
+    assert error_line(result.stderr) == f"error: nothing was submitted to Slurm: {expected}"
+    assert "preparing" not in result.stdout
+    assert not (repo / ".dvc/tmp/slurm").exists()
