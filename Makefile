@@ -58,15 +58,23 @@ sample: venv
 	dvc exp remove sample 2>/dev/null || true  # the previous one, if any
 	dvc exp run --temp --name sample $(SAMPLE_PARAMS)
 
-# The encoding_dim sweep through DVC's queue, e.g. on a subset:
-#   make sweep SWEEP_ARGS="--dims 4,16,36 -S data.train_size=2000 -S train.epochs=2"
-sweep: venv
-	python -m scripts.sweep $(SWEEP_ARGS)
+# Where the sweep's and the family's experiments run: EXECUTOR=queue, DVC's queue on this machine,
+# or EXECUTOR=slurm, one task of a Slurm job array each, from the git and DVC remotes, with
+# SBATCH, sbatch's options for every task (docs/scaling.md, "On a Slurm cluster").
+EXECUTOR ?= queue
+SBATCH ?=
+EXECUTOR_ARGS = --executor $(EXECUTOR) --sbatch="$(SBATCH)"
 
-# The tutorial's family (dense, deep, conv, sparse, denoising, vae), one DVC experiment each,
-# through the queue: reports/family/. E.g. make family FAMILY_ARGS="--dataset fashion_mnist"
+# The encoding_dim sweep, one DVC experiment per value, e.g. on a subset, or on Slurm's GPUs:
+#   make sweep SWEEP_ARGS="--dims 4,16,36 -S data.train_size=2000 -S train.epochs=2"
+#   make sweep EXECUTOR=slurm SBATCH="--partition=gpu --gres=gpu:1 --time=1:00:00"
+sweep: venv
+	python -m scripts.sweep $(EXECUTOR_ARGS) $(SWEEP_ARGS)
+
+# The tutorial's family (dense, deep, conv, sparse, denoising, vae), one DVC experiment each:
+# reports/family/. E.g. make family FAMILY_ARGS="--dataset fashion_mnist"
 family: venv
-	python -m scripts.family $(FAMILY_ARGS)
+	python -m scripts.family $(EXECUTOR_ARGS) $(FAMILY_ARGS)
 
 # reports/report.md: REVISION (the workspace) against BASELINE (main), in numbers and pictures.
 BASELINE ?= main

@@ -3,7 +3,7 @@
     python -m scripts.family                                  # every variant, params.yaml's data
     python -m scripts.family --dataset fashion_mnist --epochs 30,conv=5,denoising-conv=5
     python -m scripts.family --variants dense,vae -S data.train_size=10000
-    python -m scripts.family --executor slurm --sbatch "--time=2:00:00 --cpus-per-task=8"
+    python -m scripts.family --executor slurm --sbatch="--time=2:00:00 --cpus-per-task=8"
 
 Each variant is queued with `dvc exp run --queue` and the queue runs with one worker per CPU core,
 or with --executor slurm each is a task of one Slurm job array (scripts/experiments.py); the

@@ -2,7 +2,7 @@
 
     python -m scripts.sweep                                   # 2 ... 128 on the full data
     python -m scripts.sweep --dims 4,16,36 -S data.train_size=2000 -S train.epochs=2
-    python -m scripts.sweep --executor slurm --sbatch "--partition=gpu --gres=gpu:1"
+    python -m scripts.sweep --executor slurm --sbatch="--partition=gpu --gres=gpu:1"
 
 Each value is queued with `dvc exp run --queue` and the queue runs with one worker per CPU core,
 or with --executor slurm each is a task of one Slurm job array (scripts/experiments.py). The

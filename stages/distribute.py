@@ -10,10 +10,11 @@ workers' addresses and its own place in it, e.g. for the second of two machines
     TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]},
                 "task": {"type": "worker", "index": 1}}'
 
-Cluster launchers set it (Kubernetes' training operators, tf.distribute's Slurm resolver), or
-the user does. The chief, a "chief" task or else worker 0, writes the model and the reports.
-The cluster is read and checked before TensorFlow loads; TensorFlow is imported only by the
-functions that need it.
+Cluster launchers set it (Kubernetes' training operators), or the user does. Without it, inside a
+Slurm job step (`srun`, e.g. scripts/slurm_train.sh), the cluster is the step's tasks, as
+TensorFlow's SlurmClusterResolver lays them out. The chief, a "chief" task or else worker 0,
+writes the model and the reports. The cluster is read and checked before TensorFlow loads;
+TensorFlow is imported only by the functions that need it.
 
 A worker that dies stops the others: each all-reduce waits at most TRAIN_WORKER_TIMEOUT seconds
 (default 120) for its peers, and TensorFlow's coordination service notices a worker that stops
@@ -23,6 +24,7 @@ sending heartbeats; either way the others exit with one line naming the worker t
 import json
 import os
 import re
+import subprocess
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +47,21 @@ EXAMPLE = (
 )
 TIMEOUT_VARIABLE = "TRAIN_WORKER_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 120.0
+# What srun sets for each task of a job step, which SlurmClusterResolver reads.
+SLURM_STEP = "the Slurm job step"
+SLURM_VARIABLES = (
+    "SLURM_JOB_ID",
+    "SLURM_PROCID",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURM_STEP_NODELIST",
+    "SLURM_STEP_TASKS_PER_NODE",
+)
+# A job's workers listen on a block of ports of its own on each node, chosen by its job id, so
+# that two jobs sharing a node do not collide: SLURM_PORTS_FROM + (id mod SLURM_PORT_BLOCKS) *
+# SLURM_TASKS_PER_NODE, one port per task from there.
+SLURM_PORTS_FROM = 20000
+SLURM_PORT_BLOCKS = 2500
+SLURM_TASKS_PER_NODE = 16
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,10 @@ class Cluster:
     task_index: int
     # How long a worker waits for its peers in an all-reduce before it gives up on them.
     timeout: float = field(default=DEFAULT_TIMEOUT_SECONDS, compare=False)
+    # Where the cluster came from, for the messages: TF_CONFIG or SLURM_STEP.
+    source: str = field(default=VARIABLE, compare=False)
+    # A Slurm job step's first port on each node (SlurmClusterResolver's port_base).
+    port_base: int = field(default=0, compare=False)
 
     @property
     def size(self) -> int:
@@ -72,13 +93,19 @@ SINGLE = Cluster(tasks={"worker": ["localhost"]}, task_type="worker", task_index
 
 
 def cluster_from_environment(strategy: str) -> Cluster:
-    """The cluster of train.strategy: TF_CONFIG's for multi_worker, else this one process."""
+    """The cluster of train.strategy: for multi_worker, TF_CONFIG's, or else the Slurm job
+    step's; else this one process."""
     if strategy != "multi_worker":
         return SINGLE
     timeout = cli.seconds_from_environment(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS)
     text = os.environ.get(VARIABLE, "")
     if not text.strip():
-        raise fail("is not set", f"train.strategy multi_worker needs it, e.g. {EXAMPLE}")
+        if "SLURM_STEP_ID" in os.environ:
+            return slurm_cluster(timeout)
+        raise fail(
+            "is not set",
+            f"train.strategy multi_worker needs it, e.g. {EXAMPLE}, or a Slurm job step (srun)",
+        )
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
@@ -119,6 +146,63 @@ def fail(problem: str, allowed: str) -> StageError:
     return StageError(f"{VARIABLE} {problem}; allowed: {allowed}")
 
 
+def slurm_cluster(timeout: float) -> Cluster:
+    """The workers of this Slurm job step, one per task, laid out as SlurmClusterResolver does:
+    the nodes in sorted order, on each a port per task from the job's port_base."""
+    values = {name: os.environ.get(name, "") for name in SLURM_VARIABLES}
+    try:
+        job, rank, tasks = (int(values[name]) for name in SLURM_VARIABLES[:3])
+        per_node = tasks_per_node(values["SLURM_STEP_TASKS_PER_NODE"])
+    except ValueError:
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        raise StageError(
+            f"{SLURM_STEP} has {shown}; allowed: what srun sets (without TF_CONFIG, "
+            "train.strategy multi_worker takes its workers from srun's tasks)"
+        ) from None
+    listed = subprocess.run(
+        ["scontrol", "show", "hostnames", values["SLURM_STEP_NODELIST"]],
+        capture_output=True,
+        text=True,
+    )
+    hosts = listed.stdout.split()
+    if listed.returncode != 0 or len(hosts) != len(per_node) or sum(per_node) != tasks:
+        raise StageError(
+            f"{SLURM_STEP}'s nodes {values['SLURM_STEP_NODELIST']!r} do not match its tasks per "
+            f"node {values['SLURM_STEP_TASKS_PER_NODE']!r}; allowed: what srun sets "
+            f"({listed.stderr.strip() or 'scontrol show hostnames'})"
+        )
+    if max(per_node) > SLURM_TASKS_PER_NODE or not 0 <= rank < tasks:
+        raise StageError(
+            f"{SLURM_STEP} has {max(per_node)} tasks on a node and this one is task {rank} of "
+            f"{tasks}; allowed: at most {SLURM_TASKS_PER_NODE} tasks per node (one per GPU)"
+        )
+    port_base = SLURM_PORTS_FROM + job % SLURM_PORT_BLOCKS * SLURM_TASKS_PER_NODE
+    addresses = [
+        f"{host}:{port_base + offset}"
+        for host, count in sorted(zip(hosts, per_node, strict=True))
+        for offset in range(count)
+    ]
+    return Cluster(
+        tasks={"worker": addresses},
+        task_type="worker",
+        task_index=rank,
+        timeout=timeout,
+        source=SLURM_STEP,
+        port_base=port_base,
+    )
+
+
+def tasks_per_node(text: str) -> list[int]:
+    """Slurm's SLURM_STEP_TASKS_PER_NODE, e.g. "2(x3),1" -> [2, 2, 2, 1]."""
+    counts = []
+    for part in text.split(","):
+        found = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part)
+        if not found:
+            raise ValueError(part)
+        counts += [int(found.group(1))] * int(found.group(2) or 1)
+    return counts
+
+
 def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribute.Strategy":
     """Where training runs, from train.strategy (README, "Scaling out"). Call it first: logical
     devices and a multi-worker cluster are fixed once TensorFlow's runtime starts.
@@ -131,6 +215,8 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
     """
     import tensorflow as tf
 
+    # Before TensorFlow sees the GPUs: the resolver gives each task its share of a node's.
+    resolver = slurm_resolver(cluster) if cluster.source == SLURM_STEP else None
     gpus = tf.config.list_physical_devices("GPU")
     if train.strategy == "mirrored":
         if gpus:
@@ -146,10 +232,47 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
             implementation=implementation.AUTO if gpus else implementation.RING,
             timeout_seconds=cluster.timeout,
         )
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver, communication_options=options
+        )
         cli.answer_signals()  # its runtime took SIGTERM over, to note preemptions
         return strategy
     return tf.distribute.get_strategy()
+
+
+def slurm_resolver(cluster: Cluster):
+    """TensorFlow's SlurmClusterResolver for the job step whose workers `cluster` lists."""
+    import tensorflow as tf
+    from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import get_num_gpus
+
+    try:
+        gpus = get_num_gpus()  # CUDA_VISIBLE_DEVICES, else nvidia-smi's list
+    except (RuntimeError, OSError):  # no nvidia-smi, or it failed: no GPU
+        gpus = 0
+    # Without GPUs the resolver's port arithmetic still needs a count per task: one, never set.
+    most = max(len(cluster.tasks["worker"]), 1)
+    shares = {} if gpus else {"gpus_per_node": most, "gpus_per_task": 1, "auto_set_gpu": False}
+    try:
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=cluster.port_base, **shares
+        )
+        layout = resolver.cluster_spec().as_dict()
+    except RuntimeError as error:
+        raise StageError(f"{SLURM_STEP}: {error}") from None
+    if layout != cluster.tasks:
+        raise StageError(
+            f"{SLURM_STEP}: SlurmClusterResolver lays the workers out as {layout}, not "
+            f"{cluster.tasks}; allowed: one srun step of this job"
+        )
+    if not gpus:  # it would report the shares it was given as GPUs, and place the model there
+        return tf.distribute.cluster_resolver.SimpleClusterResolver(
+            resolver.cluster_spec(),
+            task_type=resolver.task_type,
+            task_id=resolver.task_id,
+            num_accelerators={},
+            rpc_layer=resolver.rpc_layer,
+        )
+    return resolver
 
 
 @contextmanager
@@ -176,9 +299,9 @@ def lost_worker(message: str, cluster: Cluster) -> str:
     ]
     if peers:
         task_type, index = peers[0]
-        who = f"{task_type} {index} of TF_CONFIG ({cluster.tasks[task_type][index]})"
+        who = f"{task_type} {index} of {cluster.source} ({cluster.tasks[task_type][index]})"
     else:
-        who = "another worker of TF_CONFIG"
+        who = f"another worker of {cluster.source}"
     if "heartbeat" in message:
         why = "it stopped sending heartbeats"
     elif aborted := re.search(r"aborted by: (.+)", message):
@@ -238,7 +361,11 @@ def check_batches_fill_replicas(n_images: int, batch_size: int, replicas: int) -
 
 
 def check_workers_agree(
-    strategy: "tf.distribute.Strategy", config: Params, images: np.ndarray, test_images: np.ndarray
+    strategy: "tf.distribute.Strategy",
+    config: Params,
+    images: np.ndarray,
+    test_images: np.ndarray,
+    source: str = VARIABLE,
 ) -> None:
     """Stop with one line unless every worker is to train the same model on the same data: their
     steps would not pair up, and each would wait for the others' forever. Call it before building
@@ -255,7 +382,7 @@ def check_workers_agree(
     )
     if not np.array_equal(total.numpy(), replicas * values.numpy()):
         raise StageError(
-            f"the workers of TF_CONFIG do not train the same thing: this one has {mine[0]} "
+            f"the workers of {source} do not train the same thing: this one has {mine[0]} "
             f"training and {mine[1]} test images, batch_size {mine[2]}, {mine[3]} epochs; "
             f"allowed: the same commit, params.yaml and data/prepared/ on every worker"
         )

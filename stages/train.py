@@ -35,7 +35,7 @@ def main() -> None:
     inputs = noise.training_inputs(train_images, config)
     test_inputs = noise.test_inputs(test_images, config)
     if cluster.size > 1:
-        distribute.check_workers_agree(strategy, config, train_images, test_images)
+        distribute.check_workers_agree(strategy, config, train_images, test_images, cluster.source)
 
     model.seed_everything(config.train.seed)
     with strategy.scope():  # its variables: mirrored on every replica

@@ -33,6 +33,7 @@ from tests.conftest import (
     stage_without_tensorflow,
     started,
 )
+from tests.slurm_cluster import jobs
 
 # How far a run on several replicas may drift from the one-device run: the same steps, with each
 # batch's gradients summed from parts in another order. Measured: 1e-7; a wrong split (a replica
@@ -163,6 +164,78 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(two_workers_trained,
     assert [line.split(" - ")[2:] for line in epochs] == [
         line.split(" - ")[2:] for line in other_output.splitlines() if line.startswith("Epoch ")
     ]
+
+
+@pytest.mark.slow
+def test_two_tasks_of_a_slurm_job_train_as_one_without_tf_config(slurm, sample_repo, tmp_path):
+    """scripts/slurm_train.sh on the one-node cluster, two tasks: the workers come from Slurm."""
+    set_params(sample_repo / "params.yaml", {"train.strategy": "multi_worker"})
+    git_commit(sample_repo, "Train on two workers")
+    log = tmp_path / "train.log"
+    command = ["sbatch", "--wait", "--nodes=1", "--ntasks-per-node=2", f"--output={log}"]
+    result = run([*command, "scripts/slurm_train.sh"], sample_repo, slurm, check=False)
+    output = log.read_text()
+    assert result.returncode == 0, output
+    assert output.count("Training on CPU:0 (MultiWorkerMirroredStrategy, replicas in all: 2)") == 2
+    two_workers, one = losses(sample_repo), losses(sample_repo, "HEAD~1")
+    for name in ("train", "eval"):
+        assert two_workers[name] == pytest.approx(one[name], abs=TOLERANCE)
+    assert jobs(slurm) == []
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        (
+            {"SLURM_PROCID": "x"},
+            "the Slurm job step has SLURM_JOB_ID='7', SLURM_PROCID='x', ",
+        ),
+        (
+            {"SLURM_STEP_TASKS_PER_NODE": "3"},
+            "the Slurm job step's nodes 'localhost' do not match its tasks per node '3'; ",
+        ),
+        (
+            {"SLURM_STEP_NUM_TASKS": "40", "SLURM_STEP_TASKS_PER_NODE": "40"},
+            "the Slurm job step has 40 tasks on a node and this one is task 0 of 40; allowed: "
+            "at most 16 tasks per node (one per GPU)",
+        ),
+    ],
+)
+def test_a_bad_slurm_step_is_one_line_before_tensorflow_loads(
+    sample_repo, slurm, variables, problem
+):
+    step = {
+        "SLURM_STEP_ID": "0",
+        "SLURM_JOB_ID": "7",
+        "SLURM_PROCID": "0",
+        "SLURM_STEP_NUM_TASKS": "2",
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_STEP_TASKS_PER_NODE": "2",
+    }
+    set_params(sample_repo / "params.yaml", {"train.strategy": "multi_worker"})
+    result = stage_without_tensorflow("train", sample_repo, {**slurm, **step, **variables})
+    assert result.returncode == 1
+    assert error_line(result.stderr).startswith(f"error: {problem}"), result.stderr
+
+
+def test_a_slurm_steps_workers_are_laid_out_as_tensorflows_resolver_does(monkeypatch, slurm):
+    for name, value in {
+        "SLURM_STEP_ID": "0",
+        "SLURM_JOB_ID": "2501",
+        "SLURM_PROCID": "1",
+        "SLURM_STEP_NUM_TASKS": "2",
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_STEP_TASKS_PER_NODE": "2",
+        **slurm,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    cluster = distribute.cluster_from_environment("multi_worker")
+    # Job 2501 takes the ports of job 1: 20000 + 1 * 16, one per task.
+    assert cluster.tasks == {"worker": ["localhost:20016", "localhost:20017"]}
+    assert (cluster.task_index, cluster.is_chief) == (1, False)
+    assert distribute.slurm_resolver(cluster).cluster_spec().as_dict() == cluster.tasks
+    assert distribute.tasks_per_node("2(x3),1") == [2, 2, 2, 1]
 
 
 TRAIN = [sys.executable, "-m", "stages.train"]
