@@ -22,6 +22,7 @@ from benchmarks.scaling import free_ports
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol")
 START_SECONDS = 30
+JOB_SECONDS = 300
 CONFIG = """\
 ClusterName=tests
 SlurmctldHost=localhost
@@ -143,6 +144,26 @@ def jobs(environment: dict[str, str]) -> list[str]:
         check=True,
     )
     return listed.stdout.splitlines()
+
+
+def finished(job: str, environment: dict[str, str]) -> str:
+    """Wait for a job to leave the queue; its final state (`sbatch --wait` polls every 30 s)."""
+    environment = {**os.environ, **environment}
+    deadline = time.monotonic() + JOB_SECONDS
+    while time.monotonic() < deadline:
+        shown = subprocess.run(
+            ["scontrol", "--oneliner", "show", "job", job],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        state = shown.split("JobState=")[1].split()[0]
+        if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING"):
+            return state
+        time.sleep(0.5)
+    subprocess.run(["scancel", job], env=environment)
+    raise TimeoutError(f"Slurm job {job} still queued after {JOB_SECONDS} s: cancelled")
 
 
 @pytest.fixture(scope="module")

@@ -98,8 +98,9 @@ def test_data_that_cannot_be_prepared_is_one_line_before_anything_is_queued(tmp_
 
 
 @pytest.mark.slow
-def test_the_report_compares_two_experiments(swept):
+def test_the_report_compares_two_experiments(swept, tmp_path):
     smallest, largest = sweep_rows(swept)[0], sweep_rows(swept)[-1]
+    swept = copy_run(swept, tmp_path / "swept")  # applying an experiment changes the workspace
     run(["dvc", "exp", "apply", largest["experiment"]], swept)
     run([sys.executable, "-m", "scripts.report", "--baseline", smallest["experiment"]], swept)
 

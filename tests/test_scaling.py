@@ -33,7 +33,7 @@ from tests.conftest import (
     stage_without_tensorflow,
     started,
 )
-from tests.slurm_cluster import jobs
+from tests.slurm_cluster import finished, jobs
 
 # How far a run on several replicas may drift from the one-device run: the same steps, with each
 # batch's gradients summed from parts in another order. Measured: 1e-7; a wrong split (a replica
@@ -172,10 +172,11 @@ def test_two_tasks_of_a_slurm_job_train_as_one_without_tf_config(slurm, sample_r
     set_params(sample_repo / "params.yaml", {"train.strategy": "multi_worker"})
     git_commit(sample_repo, "Train on two workers")
     log = tmp_path / "train.log"
-    command = ["sbatch", "--wait", "--nodes=1", "--ntasks-per-node=2", f"--output={log}"]
-    result = run([*command, "scripts/slurm_train.sh"], sample_repo, slurm, check=False)
+    command = ["sbatch", "--parsable", "--nodes=1", "--ntasks-per-node=2", f"--output={log}"]
+    job = run([*command, "scripts/slurm_train.sh"], sample_repo, slurm).stdout.strip()
+    state = finished(job, slurm)
     output = log.read_text()
-    assert result.returncode == 0, output
+    assert state == "COMPLETED", output
     assert output.count("Training on CPU:0 (MultiWorkerMirroredStrategy, replicas in all: 2)") == 2
     two_workers, one = losses(sample_repo), losses(sample_repo, "HEAD~1")
     for name in ("train", "eval"):
