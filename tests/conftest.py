@@ -62,13 +62,13 @@ os.environ.update(
 # finish at about the same time instead of one waiting for the other's last long file. (Without
 # the slow tests, xdist's own order, the files with most tests first, is the faster one.)
 LONGEST_FIRST = [
-    "test_family.py",  # 116
-    "test_scaling.py",  # 110
+    "test_experiments.py",  # 165
+    "test_scaling.py",  # 140
+    "test_family.py",  # 123
     "test_storage.py",  # 99
     "test_pipeline.py",  # 91
     "test_training.py",  # 91
     "test_checkpoints.py",  # 88
-    "test_experiments.py",  # 79
     "test_determinism.py",  # 42
     "test_train.py",  # 40
 ]

@@ -171,30 +171,32 @@ def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behi
 
 @pytest.mark.slow
 def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
-    slurm,
-    sample_run,
-    tmp_path,
+    slurm, sample_run, tmp_path
 ):
+    """The family on other data than the commit's: the tasks restore it from the DVC remote."""
     repo = published(sample_run, tmp_path)
     # A vae has no sparsity penalty: its task alone stops on the bad param.
-    command = on_slurm(
-        "family", "--variants", "dense,deep,vae", "--epochs", "1", "-S", "model.l1=0.0001"
-    )
+    settings = ["--dataset", "fashion_mnist_sample", "--epochs", "1", "-S", "model.l1=0.0001"]
+    command = on_slurm("family", "--variants", "dense,deep,vae", *settings)
     result = run(command, repo, slurm, check=False)
     assert result.returncode == 1
     line = error_line(result.stderr)
     failed = re.fullmatch(
-        r"error: these experiments did not finish: ([\w-]+) \(log: (\.dvc/tmp/slurm/\d+_2\.log)\)",
+        r"error: these experiments did not finish: [\w-]+ \(log: (\.dvc/tmp/slurm/(\d+)_2\.log)\)",
         line,
     )
     assert failed, line
-    log = (repo / failed.group(2)).read_text()
+    log = (repo / failed.group(1)).read_text()
     assert "model.l1 is 0.0001 with model.kind vae; allowed: 0 for a vae" in log
-    with (repo / "reports/family/mnist_sample/family.csv").open(newline="") as file:
+    with (repo / "reports/family/fashion_mnist_sample/family.csv").open(newline="") as file:
         assert [row["variant"] for row in csv.DictReader(file)] == ["dense", "deep"]
     assert re.search(
         r"^Slurm job \d+: 0 pending, 0 running, 2 done, 1 failed$", result.stdout, re.M
     )
+    # No task downloaded: the data this machine prepared came from the DVC remote.
+    for task in (0, 1):
+        log = (repo / f".dvc/tmp/slurm/{failed.group(2)}_{task}.log").read_text()
+        assert "Stage 'download' is cached - skipping run" in log, log
     assert jobs(slurm) == []
 
 
