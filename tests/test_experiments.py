@@ -200,6 +200,17 @@ def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
     assert jobs(slurm) == []
 
 
+def test_sbatch_options_pass_through_and_slurms_refusal_is_one_line(slurm, sample_run, tmp_path):
+    repo = published(sample_run, tmp_path)
+    command = on_slurm("sweep", "--dims", "4", "--sbatch=--partition=gpu --time=10")
+    result = run(command, repo, slurm, check=False)
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (
+        "error: sbatch refused the job: sbatch: error: invalid partition specified: gpu"
+    )
+    assert jobs(slurm) == []
+
+
 def without_slurm(folder: Path) -> dict[str, str]:
     """A PATH with git, this Python's environment and nothing else: no sbatch."""
     folder.mkdir()
