@@ -206,7 +206,8 @@ def test_sbatch_options_pass_through_and_slurms_refusal_is_one_line(slurm, sampl
     result = run(command, repo, slurm, check=False)
     assert result.returncode == 1
     assert error_line(result.stderr) == (
-        "error: sbatch refused the job: sbatch: error: invalid partition specified: gpu"
+        "error: sbatch refused the job: sbatch: error: Batch job submission failed: Invalid "
+        "partition name specified"
     )
     assert jobs(slurm) == []
 
