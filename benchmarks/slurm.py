@@ -62,6 +62,10 @@ def main() -> None:
                     check=True,
                 )
                 seconds[executor] = time.monotonic() - started
+                # The queue's workers are detached: stopped here, not while the folder goes.
+                subprocess.run(
+                    ["dvc", "queue", "stop", "--kill"], cwd=repo, env=ENV, capture_output=True
+                )
             rows.append((f"make {command} {extra}".strip(), seconds["queue"], seconds["slurm"]))
     print("| run | local queue, s | one-node Slurm, s | ratio |")
     print("| --- | ---: | ---: | ---: |")
