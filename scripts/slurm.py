@@ -17,9 +17,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import yaml
 from dvc.repo.experiments.utils import gen_random_name
 
 from scripts import experiments
+from stages.paths import DVC_YAML
 
 LOGS = Path(".dvc/tmp/slurm")  # each task's log, JOB_TASK.log, and the job's script, JOB.sh
 TASK_BODY = Path(__file__).with_name("slurm_experiment.sh")
@@ -41,9 +43,14 @@ class Slurm:
     def run(self, runs: list[list[str]], shared: list[str]) -> list[str]:
         """Run one experiment per list of settings; return their names, in the same order."""
         remote, url, commit = check_ready()
-        experiments.prepare_once(shared, push_to=remote)
         self.names = unique_names(len(runs), remote)
-        self.job = submit(job_script(self.names, runs, url, commit), len(runs), self.sbatch_options)
+        script = job_script(self.names, runs, url, commit)
+        options = [f"--array=0-{len(runs) - 1}", "--job-name=dvc-exp", *self.sbatch_options]
+        check_options(script, options)
+        # Data other than the commit's: prepared here once, pushed for the tasks to restore.
+        if changes_data(shared):
+            experiments.prepare_once(shared, push_to=remote)
+        self.job = submit(script, options)
         print(f"submitted Slurm job {self.job}: {len(runs)} tasks, logs in {LOGS}/", flush=True)
         try:
             wait_for(self.job, len(runs))
@@ -109,6 +116,27 @@ def check_ready() -> tuple[str, str, str]:
     return remote, (str(Path(url).resolve()) if Path(url).exists() else url), commit
 
 
+def check_options(script: str, options: list[str]) -> None:
+    """Slurm's own word on the options (`sbatch --test-only` submits nothing), before any work."""
+    tested = subprocess.run(
+        ["sbatch", "--test-only", *options], input=script, capture_output=True, text=True
+    )
+    if tested.returncode != 0:
+        refuse(f"sbatch refused the options: {last_line(tested)}")
+
+
+def changes_data(settings: list[str]) -> bool:
+    """Whether a setting is one of the params dvc.yaml lists for download or prepare: then the
+    experiments' data is not the commit's."""
+    stages = yaml.safe_load(DVC_YAML.read_text())["stages"]
+    data_params = [key for name in ("download", "prepare") for key in stages[name]["params"]]
+    return any(
+        key == param or key.startswith(f"{param}.")
+        for key in (setting.split("=", 1)[0] for setting in settings)
+        for param in data_params
+    )
+
+
 def refuse(problem: str) -> None:
     sys.exit(f"error: nothing was submitted to Slurm: {problem}")
 
@@ -158,18 +186,11 @@ def job_script(names: list[str], runs: list[list[str]], url: str, commit: str) -
     )
 
 
-def submit(script: str, tasks: int, sbatch_options: list[str]) -> str:
-    """`sbatch --array` the script (given on its standard input, so that no node needs this
-    workspace's copy); the job's id. The options given last win."""
+def submit(script: str, options: list[str]) -> str:
+    """`sbatch` the script (given on its standard input, so that no node needs this workspace's
+    copy) with these options; the job's id. The options given last win."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    command = [
-        "sbatch",
-        "--parsable",
-        f"--array=0-{tasks - 1}",
-        "--job-name=dvc-exp",
-        *sbatch_options,
-        f"--output={LOGS.resolve()}/%A_%a.log",
-    ]
+    command = ["sbatch", "--parsable", *options, f"--output={LOGS.resolve()}/%A_%a.log"]
     submitted = subprocess.run(command, input=script, capture_output=True, text=True)
     if submitted.returncode != 0:
         sys.exit(f"error: sbatch refused the job: {last_line(submitted)}")

@@ -200,15 +200,19 @@ def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
     assert jobs(slurm) == []
 
 
-def test_sbatch_options_pass_through_and_slurms_refusal_is_one_line(slurm, sample_run, tmp_path):
+def test_sbatch_options_pass_through_and_slurms_refusal_is_one_line_before_any_work(
+    slurm, sample_run, tmp_path
+):
     repo = published(sample_run, tmp_path)
-    command = on_slurm("sweep", "--dims", "4", "--sbatch=--partition=gpu --time=10")
-    result = run(command, repo, slurm, check=False)
+    # Other data than the commit's would be prepared here first: not for options Slurm refuses.
+    settings = ["-S", "data.train_size=1000", "--sbatch=--partition=gpu --time=10"]
+    result = run(on_slurm("sweep", "--dims", "4", *settings), repo, slurm, check=False)
     assert result.returncode == 1
     assert error_line(result.stderr) == (
-        "error: sbatch refused the job: sbatch: error: Batch job submission failed: Invalid "
-        "partition name specified"
+        "error: nothing was submitted to Slurm: sbatch refused the options: allocation failure: "
+        "Invalid partition name specified"
     )
+    assert "preparing" not in result.stdout
     assert jobs(slurm) == []
 
 
