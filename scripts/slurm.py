@@ -4,8 +4,9 @@ Each task clones the git remote at this workspace's commit, runs `dvc exp run --
 --allow-missing --name NAME -S ...` in a clone of its own, and pushes the experiment back with
 `dvc exp push` (scripts/slurm_experiment.sh): the git remote and the DVC remote are all that the
 nodes share with this machine, and no task downloads from the internet. This side checks that
-both remotes hold the commit and its data, submits with `sbatch --array`, shows the tasks'
-progress, then pulls every experiment that finished (docs/scaling.md, "On a Slurm cluster").
+both remotes hold the commit and its data and that Slurm takes the options, prepares and pushes
+data the settings change, submits with `sbatch --array`, shows the tasks' progress, then pulls
+every experiment that finished (docs/scaling.md, "On a Slurm cluster").
 """
 
 import re
