@@ -191,3 +191,38 @@ def label_loss_axes(axis: plt.Axes) -> None:
     axis.set_ylabel("binary cross-entropy")
     axis.grid(alpha=0.3)
     axis.legend()
+
+
+def anomaly_scores(scores, outliers, threshold, images, labels, n_images, dataset) -> plt.Figure:
+    """The anomaly score's distribution (for inliers and outliers, when there are outliers) with
+    the threshold, and the n least and most anomalous test images with their class and score."""
+    order = np.argsort(scores, kind="stable")
+    figure = plt.figure(figsize=(max(7.0, 1.2 * n_images + 1.2), 7))
+    grid = figure.add_gridspec(3, 1, height_ratios=[2.5, 1, 1])
+    axis = figure.add_subplot(grid[0])
+    bins = np.histogram_bin_edges(scores, bins=60)
+    if outliers is None:
+        axis.hist(scores, bins, label="test images")
+    else:
+        # Densities: the inliers are the few, the outliers the many.
+        axis.hist(scores[~outliers], bins, density=True, alpha=0.6, label="inliers")
+        axis.hist(scores[outliers], bins, density=True, alpha=0.6, label="outliers")
+    axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4f}")
+    axis.set_xlabel("anomaly score: mean squared error per pixel")
+    axis.set_ylabel("test images" if outliers is None else "density")
+    axis.set_title("Anomaly score of the test images")
+    axis.legend()
+    for row, (name, chosen) in enumerate(
+        [("least\nanomalous", order[:n_images]), ("most\nanomalous", order[::-1][:n_images])], 1
+    ):
+        axis = figure.add_subplot(grid[row])
+        strip, centres = picture_strip([as_picture(images[i]) for i in chosen])
+        axis.imshow(strip, cmap=GREY, vmin=0, vmax=1)
+        names = [f"{dataset.classes[labels[i]]}\n{scores[i]:.3f}" for i in chosen]
+        axis.set_xticks(centres, names, fontsize=7)
+        axis.tick_params(axis="x", length=0)
+        axis.set_yticks([])
+        axis.set_ylabel(name, fontsize=9)
+        axis.set_frame_on(False)
+    figure.tight_layout()
+    return figure

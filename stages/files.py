@@ -111,6 +111,6 @@ def load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
         raise StageError(f"{path}: not a readable .npy array ({error})") from None
 
 
-def save_json(path: Path, data: dict) -> None:
+def save_json(path: Path, data: dict | list) -> None:
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(data, indent=2) + "\n")

@@ -162,6 +162,14 @@ def encode_and_reconstruct(autoencoder: keras.Model, images) -> tuple:
     return results["codes"], results["reconstructions"], terms
 
 
+def encode(autoencoder: keras.Model, images: np.ndarray, batch_size: int = 10_000) -> np.ndarray:
+    """The codes (a VAE's means) of any number of images, a batch at a time: a convolutional
+    encoder's activations for 60,000 images at once would take gigabytes."""
+    encoder = keras.Model(autoencoder.input, autoencoder.get_layer("code").output)
+    batches = range(0, len(images), batch_size)
+    return np.concatenate([np.asarray(encoder(images[i : i + batch_size])) for i in batches])
+
+
 def decoder(autoencoder: keras.Model) -> keras.Model:
     """The layers after the code (after the sampling, for a VAE) as a model: code -> image."""
     names = [layer.name for layer in autoencoder.layers]

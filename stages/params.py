@@ -166,6 +166,32 @@ class Mirrors:
         return value
 
 
+@dataclass(frozen=True)
+class Classes:
+    """`all`, or some of the dataset's classes by label: a list of distinct integers, or one."""
+
+    def allowed(self, loaded: Loaded) -> str:
+        last = len(DATASETS[loaded["data"]["dataset"]].classes) - 1
+        return f"all, or a list of distinct integers from 0 to {last}, fewer than all"
+
+    def parse(self, value, loaded: Loaded) -> tuple[int, ...] | None:
+        if value == "all":
+            return None
+        labels = [value] if type(value) is int else value
+        count = len(DATASETS[loaded["data"]["dataset"]].classes)
+        if not isinstance(labels, list) or not all(type(label) is int for label in labels):
+            raise Invalid
+        why = (
+            (not labels and "no class")
+            or (not all(0 <= label < count for label in labels) and "out of range")
+            or (len(set(labels)) != len(labels) and "a class repeated")
+            or (len(labels) == count and "every class, where a subset is needed (all says that)")
+        )
+        if why:
+            raise Invalid(f"is {value!r}, {why}")
+        return tuple(sorted(labels))
+
+
 def key(rule, stages: str, help: str):
     """A params.yaml key: the rule its value must pass, the stages that read it (space-separated,
     as dvc.yaml lists it under each) and what it means."""
@@ -179,7 +205,9 @@ def _split_size(split: str) -> Callable[[Loaded], int]:
 @dataclass(frozen=True)
 class DataParams:
     dataset: str = key(
-        Choice(tuple(DATASETS)), "download prepare plot", "which images: the IDX files and labels"
+        Choice(tuple(DATASETS)),
+        "download prepare plot evaluate",
+        "which images: the IDX files and labels",
     )
     mirrors: dict[str, list[str]] = key(
         Mirrors(), "download", "where each dataset's files are, tried in order after $DATA_MIRROR"
@@ -192,15 +220,23 @@ class DataParams:
     )
     seed: int = key(
         Integer(0, MAX_SEED),
-        "prepare train predict plot",
-        "picks the subsets; seeds the noise on the test images",
+        "prepare train predict plot evaluate",
+        "picks the subsets and the probe's labelled images; seeds the noise on the test images",
+    )
+    # After seed: a rule reads the keys above it.
+    normal_classes: tuple[int, ...] | None = key(
+        Classes(),
+        "prepare evaluate",
+        "one-class training: the only classes kept for training, the inliers of the anomaly score",
     )
 
 
 @dataclass(frozen=True)
 class ModelParams:
     kind: str = key(Choice(KINDS), "train", "the autoencoder: one builder each in stages/model.py")
-    encoding_dim: int = key(Integer(1, IMAGE_SIZE), "train", "the code's size in every kind")
+    encoding_dim: int = key(
+        Integer(1, IMAGE_SIZE), "train evaluate", "the code's size in every kind, and PCA's"
+    )
     hidden: tuple[int, ...] = key(
         Integers(8, 4096), "train", "deep and vae: Dense widths to the code, mirrored back"
     )
@@ -240,7 +276,7 @@ class TrainParams:
 class PlotParams:
     n_images: int = key(
         Integer(1, lambda loaded: min(100, loaded["data"]["test_size"])),
-        "plot",
+        "plot evaluate",
         "test images shown in the figures",
     )
 

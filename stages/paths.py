@@ -21,7 +21,12 @@ PREDICTIONS = Path("data/predictions")
 RECONSTRUCTIONS = PREDICTIONS / "reconstructions.npy"
 CODES = PREDICTIONS / "codes.npy"
 DECODED = PREDICTIONS / "decoded.npy"  # images decoded from codes the model never saw
+TRAIN_CODES = PREDICTIONS / "train_codes.npy"
 METRICS = Path("reports/metrics.json")
+
+EVALUATION = Path("reports/evaluation")
+EVALUATION_METRICS = EVALUATION / "metrics.json"
+ROC = EVALUATION / "roc.json"
 
 FIGURES = Path("reports/figures")
 

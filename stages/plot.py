@@ -5,8 +5,6 @@ Reads only NumPy and TSV files: this stage never imports TensorFlow.
 
 import csv
 
-import numpy as np
-
 from stages import figures, noise, params
 from stages.cli import StageError, run
 from stages.datasets import DATASETS
@@ -20,6 +18,7 @@ from stages.paths import (
     TRAIN_CURVES,
     figure,
 )
+from stages.scores import reconstruction_errors
 
 
 def main() -> None:
@@ -31,7 +30,7 @@ def main() -> None:
         raise StageError(f"plot.n_images is {n_images}, but {TEST_IMAGES} has {len(images)} images")
     # What the model got: the images, or for a denoising autoencoder the same noisy ones as predict.
     inputs = noise.test_inputs(images, config)
-    errors = np.mean((images - reconstructed) ** 2, axis=1)  # per image
+    errors = reconstruction_errors(images, reconstructed)
 
     first = slice(n_images)
     shown_inputs = inputs[first] if inputs is not images else None

@@ -1,6 +1,5 @@
-"""Encode and reconstruct the test images; score the reconstructions; decode codes never seen."""
-
-import math
+"""Encode and reconstruct the test images; score the reconstructions; decode codes never seen;
+encode the training images, for the evaluation's probe."""
 
 import numpy as np
 
@@ -8,7 +7,17 @@ from stages import noise, params
 from stages.cli import run
 from stages.datasets import IMAGE_SIZE
 from stages.files import load_npy, save_json, save_npy
-from stages.paths import CODES, DECODED, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
+from stages.paths import (
+    CODES,
+    DECODED,
+    METRICS,
+    MODEL,
+    RECONSTRUCTIONS,
+    TEST_IMAGES,
+    TRAIN_CODES,
+    TRAIN_IMAGES,
+)
+from stages.scores import mse, psnr
 
 
 def main() -> None:
@@ -23,6 +32,9 @@ def main() -> None:
     save_npy(CODES, codes)
     save_npy(RECONSTRUCTIONS, reconstructions)
     save_npy(DECODED, model.decode_samples(autoencoder, codes, config.train.seed))
+    # The codes of what the model trained on, the training images (noised for a denoising one).
+    train_inputs = noise.training_inputs(load_npy(TRAIN_IMAGES, mmap_mode="c"), config)
+    save_npy(TRAIN_CODES, model.encode(autoencoder, train_inputs))
     save_json(METRICS, metrics)
     print(f"{METRICS}: test BCE {metrics['test']['bce']:.4f}")
 
@@ -54,15 +66,6 @@ def predict_and_score(
         "parameter_count": autoencoder.count_params(),
     }
     return codes, reconstructions, metrics
-
-
-def mse(images: np.ndarray, others: np.ndarray) -> float:
-    return float(np.mean((images.astype(np.float64) - others) ** 2))
-
-
-def psnr(mse: float) -> float:
-    """Peak signal-to-noise ratio in dB; pixels are in [0, 1], so the peak signal is 1."""
-    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Decode the IDX files, scale pixels to float32 in [0, 1], flatten to 784, take the subsets."""
+"""Decode the IDX files, scale pixels to float32 in [0, 1], flatten to 784, take the subsets;
+for one-class training, keep only the normal classes' training images."""
 
 import numpy as np
 
@@ -21,6 +22,10 @@ def main() -> None:
         images, labels = load_split(images_file, labels_file)
         subset = choose_subset(rng, len(images), size, images_file)
         chosen.append((images[subset], labels[subset], images_out, labels_out, len(images)))
+    if data.normal_classes:  # one-class training: the test split stays whole
+        images, labels, images_out, labels_out, available = chosen[0]
+        kept = np.isin(labels, data.normal_classes)
+        chosen[0] = (images[kept], labels[kept], images_out, labels_out, available)
     for images, labels, images_out, labels_out, available in chosen:
         save_npy(images_out, scale_and_flatten(images))
         save_npy(labels_out, labels)

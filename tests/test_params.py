@@ -1,7 +1,9 @@
 """params.yaml: the repo's file loads; each bad value is one line naming key, value, allowed."""
 
 import math
+import re
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -53,6 +55,7 @@ INTEGER_1_784 = "an integer from 1 to 784"
 WIDTHS = "a list of 1 to 8 integers from 1 to 4096"
 CHANNELS = "a list of 1 to 2 integers from 1 to 512"
 NUMBER = "a finite number greater than 0"
+CLASSES = "all, or a list of distinct integers from 0 to 9, fewer than all"
 DATASET_NAMES = "mnist, fashion_mnist, mnist_sample, fashion_mnist_sample"
 MNIST = {"data.dataset": "mnist", "data.test_size": 10000}
 
@@ -151,6 +154,24 @@ BAD = [
     ({"train.devices": 0}, "train.devices", "is 0", "an integer from 1 to 64"),
     ({"train.devices": 65}, "train.devices", "is 65", "an integer from 1 to 64"),
     ({"train.devices": "2"}, "train.devices", "is '2'", "an integer from 1 to 64"),
+    ({"data.normal_classes": MISSING}, "data.normal_classes", "is missing", CLASSES),
+    ({"data.normal_classes": []}, "data.normal_classes", "is [], no class", CLASSES),
+    ({"data.normal_classes": [3, 10]}, "data.normal_classes", "is [3, 10], out of range", CLASSES),
+    ({"data.normal_classes": -1}, "data.normal_classes", "is -1, out of range", CLASSES),
+    (
+        {"data.normal_classes": [3, 3]},
+        "data.normal_classes",
+        "is [3, 3], a class repeated",
+        CLASSES,
+    ),
+    (
+        {"data.normal_classes": list(range(10))},
+        "data.normal_classes",
+        f"is {list(range(10))}, every class, where a subset is needed (all says that)",
+        CLASSES,
+    ),
+    ({"data.normal_classes": "3"}, "data.normal_classes", "is '3'", CLASSES),
+    ({"data.normal_classes": [1.5]}, "data.normal_classes", "is [1.5]", CLASSES),
     ({"data.mirror": []}, "data.mirror", "is not a known key", "dataset, mirrors"),
     ({"data.mirrors": ["http://x/"]}, "data.mirrors", "is ['http://x/']", "a mapping from"),
     ({"data.mirrors": None}, "data.mirrors", "is None", "a mapping from dataset name"),
@@ -264,6 +285,11 @@ VALID = {
     "data.train_size": st.integers(1, 2000),
     "data.test_size": st.integers(1, 500),
     "data.seed": st.integers(0, 2**32 - 1),
+    "data.normal_classes": st.one_of(
+        st.just("all"),
+        st.integers(0, 9),
+        st.lists(st.integers(0, 9), min_size=1, max_size=9, unique=True),
+    ),
     "model.kind": st.sampled_from(params.KINDS),
     "model.encoding_dim": st.integers(1, 784),
     "model.hidden": st.lists(st.integers(1, 4096), min_size=1, max_size=8),
@@ -323,6 +349,14 @@ def is_valid(key: str, drawn: dict) -> bool:
             return dataset is not None and whole(value, 1, dataset.test_count)
         case "data.seed" | "train.seed":
             return whole(value, 0, 2**32 - 1)
+        case "data.normal_classes":
+            labels = [value] if type(value) is int else value
+            return value == "all" or (
+                type(labels) is list
+                and 0 < len(labels) < 10
+                and len(set(labels)) == len(labels)
+                and all(whole(label, 0, 9) for label in labels)
+            )
         case "model.kind":
             return value in params.KINDS
         case "model.encoding_dim":
@@ -384,6 +418,8 @@ def test_any_params_document_loads_exactly_or_fails_on_one_line_naming_its_first
         for key, value in drawn.items():
             section, name = key.split(".")
             expected = tuple(value) if type(value) is list else value
+            if key == "data.normal_classes":  # all, or the labels in order
+                expected = None if value == "all" else tuple(sorted(np.atleast_1d(value).tolist()))
             assert getattr(getattr(loaded, section), name) == expected, key
         return
     first = bad[0]
@@ -397,7 +433,9 @@ def test_any_params_document_loads_exactly_or_fails_on_one_line_naming_its_first
         problem = f"is {drawn[first]!r}"
     message = load_error(path)
     assert "\n" not in message
-    assert message.startswith(f"{path}: {first} {problem}; allowed: "), (message, bad)
+    # Some rules say why after the value: "is [3, 3], a class repeated".
+    expected = re.escape(f"{path}: {first} {problem}") + r"(, [^;]+)?; allowed: "
+    assert re.match(expected, message), (message, bad)
 
 
 def test_every_declared_key_is_in_params_yaml_and_listed_by_exactly_the_stages_that_read_it():

@@ -45,6 +45,7 @@ OUTPUTS = {
     "download": "data/raw/*.gz",
     "prepare": "data/prepared/*.npy",
     "plot": "reports/figures/*.png",
+    "evaluate": "reports/evaluation/*",
 }
 
 
@@ -52,7 +53,9 @@ def written(repo, pattern: str) -> dict:
     return {path.relative_to(repo): path.read_bytes() for path in sorted(repo.glob(pattern))}
 
 
-def test_download_prepare_and_plot_run_whole_with_tensorflow_and_keras_unimportable(sample_repo):
+def test_download_prepare_plot_and_evaluate_run_whole_with_tensorflow_and_keras_unimportable(
+    sample_repo,
+):
     # The sample's committed run made the predictions and loss curves that plot draws.
     for name, pattern in OUTPUTS.items():
         committed = written(sample_repo, pattern)

@@ -70,6 +70,20 @@ def test_the_test_split_is_untouched_by_a_train_subset():
     assert prepared("test_images").shape == (500, 784)
 
 
+def test_one_class_training_keeps_exactly_the_normal_classes_and_the_whole_test_set():
+    prepare.main()
+    all_images, all_labels = prepared("train_images"), prepared("train_labels")
+    test_images = prepared("test_images")
+    set_params(PARAMS, {"data.normal_classes": [7, 3]})
+    prepare.main()
+    images, labels = prepared("train_images"), prepared("train_labels")
+    kept = np.isin(all_labels, [3, 7])
+    np.testing.assert_array_equal(labels, all_labels[kept])
+    np.testing.assert_array_equal(images, all_images[kept])  # in file order, with their images
+    assert set(labels) == {3, 7} and len(labels) == 415  # of the sample's 2000
+    np.testing.assert_array_equal(prepared("test_images"), test_images)
+
+
 def prepare_error() -> str:
     with pytest.raises(StageError) as raised:
         prepare.main()

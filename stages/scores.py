@@ -1,0 +1,30 @@
+"""How well images are reconstructed, in NumPy: one definition for every stage and script."""
+
+import math
+
+import numpy as np
+
+# Keras clips probabilities to this before taking logarithms in its binary cross-entropy.
+EPSILON = 1e-7
+
+
+def mse(images: np.ndarray, others: np.ndarray) -> float:
+    return float(np.mean((images.astype(np.float64) - others) ** 2))
+
+
+def psnr(mse: float) -> float:
+    """Peak signal-to-noise ratio in dB; pixels are in [0, 1], so the peak signal is 1."""
+    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
+
+
+def bce(images: np.ndarray, reconstructions: np.ndarray) -> float:
+    """Binary cross-entropy per pixel, as Keras computes it from probabilities."""
+    probabilities = np.clip(reconstructions.astype(np.float64), EPSILON, 1 - EPSILON)
+    images = images.astype(np.float64)
+    return float(-np.mean(images * np.log(probabilities) + (1 - images) * np.log1p(-probabilities)))
+
+
+def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
+    """Each image's mean squared error per pixel: the anomaly score, and the figures' error."""
+    difference = images.astype(np.float64) - reconstructions
+    return np.mean(difference**2, axis=1)

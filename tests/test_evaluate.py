@@ -1,0 +1,126 @@
+"""The evaluate stage: PCA at the code's size, the few-label probe and the anomaly score, each
+checked against cases whose answers are known, then the stage on the sample run."""
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from stages import evaluate, params
+from stages.cli import StageError
+from tests.conftest import run, set_params
+
+RNG = np.random.default_rng(0)
+
+
+def config(encoding_dim: int, seed: int = 0) -> params.Params:
+    loaded = params.load()
+    return params.Params(
+        data=params.DataParams(**{**vars(loaded.data), "seed": seed}),
+        model=params.ModelParams(**{**vars(loaded.model), "encoding_dim": encoding_dim}),
+        train=loaded.train,
+        plot=loaded.plot,
+    )
+
+
+def test_a_perfect_score_has_auroc_1_and_a_threshold_between_inliers_and_outliers():
+    outliers = np.repeat([False, True], 50)
+    scores = np.where(outliers, 0.5, 0.1) + RNG.uniform(0, 0.1, 100)
+    anomaly, roc = evaluate.anomaly_detection(scores, outliers)
+    assert anomaly["auroc"] == 1.0
+    assert scores[~outliers].max() < anomaly["threshold"] <= scores[outliers].min()
+    assert (anomaly["true_positive_rate"], anomaly["false_positive_rate"]) == (1.0, 0.0)
+    assert anomaly["flagged"] == 0.5
+    assert roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
+
+
+def test_a_reversed_score_has_auroc_0_and_a_random_one_about_half():
+    outliers = np.repeat([False, True], 500)
+    reversed_scores = np.where(outliers, 0.1, 0.5)
+    assert evaluate.anomaly_detection(reversed_scores, outliers)[0]["auroc"] == 0.0
+    random = evaluate.anomaly_detection(RNG.random(1000), outliers)[0]["auroc"]
+    assert 0.45 < random < 0.55
+
+
+def test_without_outliers_the_threshold_flags_one_percent_and_there_is_no_curve():
+    anomaly, roc = evaluate.anomaly_detection(np.arange(1000.0), None)
+    assert anomaly == {"threshold": pytest.approx(989.01), "flagged": 0.01}
+    assert roc == []
+
+
+@pytest.mark.parametrize("which, outliers", [("inliers", True), ("outliers", False)])
+def test_a_test_set_without_inliers_or_outliers_is_one_line(which, outliers):
+    with pytest.raises(StageError, match=f"holds no {which} of data.normal_classes"):
+        evaluate.anomaly_detection(np.arange(10.0), np.full(10, outliers))
+
+
+def test_pca_of_data_of_known_rank_reconstructs_it_exactly_with_that_many_components():
+    # Pixels in [0, 1] that lie in a 5-dimensional subspace: 5 components hold all of them.
+    basis = RNG.random((5, 784)) / 5
+    train, test = RNG.random((300, 5)) @ basis, RNG.random((50, 5)) @ basis
+    exact = evaluate.pca_baseline(train, test, config(encoding_dim=5))
+    assert exact["mse"] < 1e-12 and exact["psnr"] > 100
+    short = evaluate.pca_baseline(train, test, config(encoding_dim=4))
+    assert short["mse"] > 1e-4
+    assert exact["bce"] < short["bce"]
+
+
+def test_the_probe_picks_ten_of_each_class_by_the_seed():
+    labels = np.repeat(np.arange(10), 50)
+    picked = evaluate.probe_picks(labels, seed=0)
+    assert len(picked) == 100 and (np.bincount(labels[picked]) == 10).all()
+    assert np.array_equal(picked, evaluate.probe_picks(labels, seed=0))
+    assert not np.array_equal(picked, evaluate.probe_picks(labels, seed=1))
+    # A class with fewer than ten gives all it has.
+    assert len(evaluate.probe_picks(np.array([0] * 3 + [1] * 20), seed=0)) == 13
+
+
+def test_the_probe_separates_separated_classes_and_not_shuffled_labels():
+    centres = RNG.normal(0, 10, (10, 36))
+    labels, test_labels = np.repeat(np.arange(10), 10), np.repeat(np.arange(10), 100)
+    features = centres[labels] + RNG.normal(0, 1, (100, 36))
+    test_features = centres[test_labels] + RNG.normal(0, 1, (1000, 36))
+    assert evaluate.probe_accuracy(features, labels, test_features, test_labels) == 1.0
+    shuffled = evaluate.probe_accuracy(
+        features, RNG.permutation(labels), test_features, test_labels
+    )
+    assert shuffled < 0.3
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def test_the_evaluation_of_the_sample_run_is_finite_and_its_figure_decodes(sample_run):
+    metrics = read_json(sample_run / "reports/evaluation/metrics.json")
+    pca, probe = metrics["baseline"]["pca"], metrics["probe"]
+    assert all(np.isfinite(value) for value in [*pca.values(), *probe.values()])
+    # Three epochs on 2000 images: PCA's 36 components still reconstruct better.
+    assert 0 < pca["bce"] < read_json(sample_run / "reports/metrics.json")["test"]["bce"]
+    assert probe["labelled"] == 100
+    # Chance is 0.1; the codes keep most of what tells digits apart.
+    assert 0.5 < probe["accuracy"] <= 1 and 0.5 < probe["pixels_accuracy"] <= 1
+    assert set(metrics["anomaly"]) == {"threshold", "flagged"}  # all classes are normal
+    assert read_json(sample_run / "reports/evaluation/roc.json") == []
+    assert plt.imread(sample_run / "reports/evaluation/anomaly.png").ndim == 3
+
+
+@pytest.mark.slow
+def test_one_class_training_reruns_prepare_onward_and_scores_the_other_digits(sample_repo):
+    # 20 epochs: the sample's 220 ones make 7 steps an epoch.
+    set_params(sample_repo / "params.yaml", {"data.normal_classes": [1], "train.epochs": 20})
+    output = run(["dvc", "repro"], sample_repo).stdout
+    assert "Stage 'download' didn't change, skipping" in output
+    for stage in ("prepare", "train", "predict", "plot", "evaluate"):
+        assert f"Running stage '{stage}'" in output
+    labels = np.load(sample_repo / "data/prepared/train_labels.npy")
+    assert set(labels) == {1} and len(labels) == 220  # the sample's ones
+    anomaly = read_json(sample_repo / "reports/evaluation/metrics.json")["anomaly"]
+    # Trained on ones alone, it reconstructs the other digits worse.
+    assert 0.9 < anomaly["auroc"] <= 1
+    assert 0 < anomaly["false_positive_rate"] < anomaly["true_positive_rate"] <= 1
+    roc = read_json(sample_repo / "reports/evaluation/roc.json")
+    assert roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
+    assert "probe" not in read_json(sample_repo / "reports/evaluation/metrics.json")
+    assert plt.imread(sample_repo / "reports/evaluation/anomaly.png").ndim == 3
