@@ -46,6 +46,11 @@ COLUMNS = {
     "test_psnr": "test.psnr",
     "noisy_psnr": "test.noisy_psnr",
     "kl": "test.kl",
+    # What the codes are worth (stages/evaluate.py): PCA at the code's size, and the probe's
+    # accuracy given 100 labels, on the codes and on the pixels.
+    "pca_bce": "baseline.pca.bce",
+    "probe_accuracy": "probe.accuracy",
+    "pixels_probe_accuracy": "probe.pixels_accuracy",
 }
 
 
@@ -126,7 +131,8 @@ def epochs_by_variant(text: str) -> dict[str, int]:
 def write_markdown(rows: list[dict], path: Path) -> None:
     header = {"variant": "---", "kind": "---", "parameters": "---:", "epochs": "---:"}
     header |= {"test BCE": "---:", "test MSE": "---:", "PSNR dB": "---:"}
-    header |= {"noisy input PSNR dB": "---:", "KL": "---:", "experiment": "---"}
+    header |= {"noisy input PSNR dB": "---:", "KL": "---:", "PCA BCE": "---:"}
+    header |= {"probe accuracy": "---:", "pixels probe accuracy": "---:", "experiment": "---"}
     cells = [
         [
             row["variant"],
@@ -138,6 +144,9 @@ def write_markdown(rows: list[dict], path: Path) -> None:
             f"{row['test_psnr']:.2f}",
             optional(row["noisy_psnr"], ".2f"),
             optional(row["kl"], ".4f"),
+            f"{row['pca_bce']:.4f}",
+            f"{row['probe_accuracy']:.3f}",
+            f"{row['pixels_probe_accuracy']:.3f}",
             row["experiment"],
         ]
         for row in rows

@@ -1,4 +1,5 @@
-"""Sweep model.encoding_dim, one DVC experiment per value; tabulate and draw rate vs distortion.
+"""Sweep model.encoding_dim, one DVC experiment per value; tabulate and draw rate vs distortion,
+against PCA with as many components.
 
     python -m scripts.sweep                                   # 2 ... 128 on the full data
     python -m scripts.sweep --dims 4,16,36 -S data.train_size=2000 -S train.epochs=2
@@ -30,6 +31,9 @@ COLUMNS = {
     "test_bce": "test.bce",
     "test_mse": "test.mse",
     "test_psnr": "test.psnr",
+    # PCA with as many components as the code has values, on the same images (stages/evaluate.py)
+    "pca_bce": "baseline.pca.bce",
+    "pca_psnr": "baseline.pca.psnr",
 }
 
 
@@ -89,6 +93,8 @@ def write_markdown(rows: list[dict], path: Path) -> None:
         "test BCE": "---:",
         "test MSE": "---:",
         "PSNR dB": "---:",
+        "PCA BCE": "---:",
+        "PCA PSNR dB": "---:",
         "experiment": "---",
     }
     cells = [
@@ -99,6 +105,8 @@ def write_markdown(rows: list[dict], path: Path) -> None:
             f"{row['test_bce']:.4f}",
             f"{row['test_mse']:.5f}",
             f"{row['test_psnr']:.2f}",
+            f"{row['pca_bce']:.4f}",
+            f"{row['pca_psnr']:.2f}",
             row["experiment"],
         ]
         for row in rows
@@ -107,15 +115,19 @@ def write_markdown(rows: list[dict], path: Path) -> None:
 
 
 def rate_distortion(rows: list[dict]):
-    """Test BCE and PSNR against the code size, with the compression ratio on the top axis."""
+    """Test BCE and PSNR against the code size, the autoencoder's beside PCA's with as many
+    components, with the compression ratio on the top axis."""
     dims = [row["encoding_dim"] for row in rows]
     ticks = readable_ticks(dims)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for axis, column, label in (
-        (axes[0], "test_bce", "test binary cross-entropy (lower is better)"),
-        (axes[1], "test_psnr", "test PSNR, dB (higher is better)"),
+        (axes[0], "bce", "test binary cross-entropy (lower is better)"),
+        (axes[1], "psnr", "test PSNR, dB (higher is better)"),
     ):
-        axis.plot(dims, [row[column] for row in rows], marker="o")
+        axis.plot(dims, [row[f"pca_{column}"] for row in rows], marker="s", color="tab:gray")
+        axis.plot(dims, [row[f"test_{column}"] for row in rows], marker="o", color="tab:blue")
+        axis.legend(["PCA, as many components", "autoencoder"])
+        column = f"test_{column}"
         axis.set_xscale("log", base=2)
         for dim, row in zip(dims, rows, strict=True):
             if dim not in ticks:  # too close to a tick to have a label of its own there

@@ -67,6 +67,11 @@ def test_every_variant_gives_finite_metrics(family_run):
         assert 0 < float(row["test_bce"]) < mean_image_bce(sample_test_images()), variant
     assert [rows[v]["kind"] for v in ("deep", "conv", "vae")] == ["deep", "conv", "vae"]
     assert rows["sparse"]["kind"] == rows["denoising"]["kind"] == "dense"
+    # The baselines see the same images and code size in every variant: PCA, and the probe on
+    # pixels. The probe on each kind's codes does better than chance (0.1) given 100 labels.
+    for column in ("pca_bce", "pixels_probe_accuracy"):
+        assert len({row[column] for row in rows.values()}) == 1, column
+    assert all(0.3 < float(row["probe_accuracy"]) <= 1 for row in rows.values())
 
 
 @pytest.mark.slow
