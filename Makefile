@@ -4,7 +4,7 @@ VENV := .venv
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
 .PHONY: venv dev-venv repro test test-fast verify lint format lock clean sweep family report exps \
-	sample bench gpu-check
+	sample bench gpu-check score
 
 # TensorFlow's CPU build (requirements.lock), or with GPU=1 its GPU build with CUDA
 # (requirements-gpu.lock). GPU=1 is the default where nvidia-smi lists a GPU; GPU=0 opts out.
@@ -81,6 +81,12 @@ BASELINE ?= main
 REVISION ?= workspace
 report: venv
 	python -m scripts.report --baseline $(BASELINE) --revision $(REVISION)
+
+# Score your own images: each one's reconstruction error and whether it reaches the evaluation's
+# anomaly threshold, in scores.csv (docs/sharing.md), e.g.
+#   make score IMAGES="digits/ more.npy" SCORE_ARGS="--output digits.csv"
+score: venv
+	python -m scripts.score $(IMAGES) $(SCORE_ARGS)
 
 # The pipeline timed against the tutorial's script (several minutes; data from DATA_MIRROR),
 # e.g. make bench BENCH_ARGS="--runs 5 --quiet-tutorial"

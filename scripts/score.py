@@ -1,0 +1,193 @@
+"""Score your own images with a trained autoencoder: each one's reconstruction error, and whether it
+reaches the anomaly threshold that the evaluation chose on the test set.
+
+    python -m scripts.score digits/                          # a folder's .png files
+    python -m scripts.score a.png b.png digits.npy --output digits.csv
+    python -m scripts.score digits/ --model autoencoder.keras --metrics metrics.json
+    python -m scripts.score digits/ --threshold 0.05
+
+Images go in as the pipeline's data does: greyscale, 28x28, scaled to [0, 1], flattened to 784.
+A PNG of another size is resized with Pillow's BOX filter (each pixel the mean of the area it
+covers); colours are not inverted, so images must be light on dark, like MNIST. A bad file is
+reported on one line and skipped, the rest are scored, and the exit status is 1.
+"""
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stages.cli import StageError, run
+from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
+from stages.files import atomic_path
+from stages.paths import EVALUATION_METRICS, MODEL
+from stages.prepare import scale_and_flatten
+from stages.scores import reconstruction_errors
+
+PATHS_ALLOWED = "a folder of .png files, a .png file or a .npy array"
+PNG_ALLOWED = "a PNG image of any size, light on dark"
+NPY_ALLOWED = f"N x {IMAGE_SIZE} or N x {IMAGE_SIDE} x {IMAGE_SIDE}, uint8 or floats in [0, 1]"
+BATCH_SIZE = 1000  # images per call: a convolutional model's activations for many more take GBs
+
+
+def main() -> None:
+    args = parse_args()
+    threshold, source = anomaly_threshold(args)
+    if not args.model.is_file():
+        raise StageError(f"{args.model}: not found; allowed: a .keras model of the train stage")
+    if args.output.is_dir():
+        raise StageError(f"{args.output}: a folder; allowed: a file name for the CSV")
+    names, images, bad = read_images(args.paths)
+    if not names:
+        raise StageError(f"no images to score; allowed: {PATHS_ALLOWED}")
+
+    from stages import model  # TensorFlow loads here, once the arguments and images are checked
+
+    autoencoder = model.load_autoencoder(args.model)
+    errors = reconstruction_errors(images, reconstruct(autoencoder, images))
+    anomalous = errors >= threshold
+    with atomic_path(args.output) as temporary, temporary.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["file", "error", "anomalous"])
+        for name, error, flagged in zip(names, errors, anomalous, strict=True):
+            writer.writerow([name, float(error), "true" if flagged else "false"])
+    skipped = f"; {bad} bad file{'s' * (bad != 1)} skipped" if bad else ""
+    print(
+        f"{args.output}: {len(names)} images scored, {anomalous.sum()} anomalous "
+        f"(error >= {threshold:.6g}, {source}){skipped}"
+    )
+    if bad:
+        sys.exit(1)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=PATHS_ALLOWED)
+    parser.add_argument("--model", type=Path, default=MODEL, help=f"the autoencoder ({MODEL})")
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        default=EVALUATION_METRICS,
+        help=f"the evaluation's metrics, for anomaly.threshold ({EVALUATION_METRICS})",
+    )
+    parser.add_argument("--threshold", type=float, help="the threshold, instead of the metrics'")
+    parser.add_argument("--output", type=Path, default=Path("scores.csv"), help="(scores.csv)")
+    return parser.parse_args()
+
+
+def anomaly_threshold(args: argparse.Namespace) -> tuple[float, str]:
+    """--threshold, or the evaluation's anomaly.threshold; and where it came from."""
+    if args.threshold is not None:
+        threshold, source = args.threshold, "--threshold"
+    else:
+        source = f"anomaly.threshold of {args.metrics}"
+        allowed = "the metrics of the evaluate stage, or --threshold"
+        if not args.metrics.is_file():
+            raise StageError(f"{args.metrics}: not found; allowed: {allowed}")
+        try:
+            threshold = json.loads(args.metrics.read_text())["anomaly"]["threshold"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise StageError(f"{args.metrics}: no anomaly.threshold; allowed: {allowed}") from None
+    if not (isinstance(threshold, int | float) and math.isfinite(threshold) and threshold >= 0):
+        raise StageError(f"{source} is {threshold!r}; allowed: a number of 0 or more")
+    return float(threshold), source
+
+
+def read_images(paths: list[Path]) -> tuple[list[str], np.ndarray, int]:
+    """The images of the paths (a folder's .png files in name order), as the pipeline's data, and
+    their names; each bad file reported on one line and left out, and how many there were."""
+    names, images, bad = [], [], 0
+    for path in image_files(paths):
+        try:
+            file_names, file_images = read(path)
+        except StageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            bad += 1
+        else:
+            names.extend(file_names)
+            images.append(file_images)
+    return names, np.concatenate(images) if images else np.empty((0, IMAGE_SIZE)), bad
+
+
+def image_files(paths: list[Path]) -> list[Path]:
+    """The paths, each folder replaced by its .png files in name order (kept, if it has none)."""
+    files = []
+    for path in paths:
+        pngs = (
+            sorted(p for p in path.iterdir() if is_png(p) and p.is_file()) if path.is_dir() else []
+        )
+        files.extend(pngs or [path])
+    return files
+
+
+def is_png(path: Path) -> bool:
+    return path.suffix.lower() == ".png"
+
+
+def read(path: Path) -> tuple[list[str], np.ndarray]:
+    """A file's names and images, e.g. `digits.npy[3]`, the images as N x 784 in [0, 1]."""
+    if path.is_file() and is_png(path):
+        return [str(path)], read_png(path)
+    if path.is_file() and path.suffix.lower() == ".npy":
+        array = read_npy(path)
+        return [f"{path}[{index}]" for index in range(len(array))], array
+    if path.is_dir():
+        problem = "a folder without .png files"
+    else:
+        problem = "neither a .png nor a .npy file" if path.exists() else "not found"
+    raise StageError(f"{path}: {problem}; allowed: {PATHS_ALLOWED}")
+
+
+def read_png(path: Path) -> np.ndarray:
+    """One image as the pipeline's data: greyscale, 28x28 (BOX-resized), in [0, 1], 1 x 784."""
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise StageError(
+                    f"{path}: a {image.format} image, not a PNG; allowed: {PNG_ALLOWED}"
+                )
+            if image.mode.startswith("I"):  # 16-bit grey: Pillow's "L" would clip it at 255
+                grey = Image.fromarray(np.rint(np.asarray(image) / 257).astype(np.uint8))
+            else:
+                grey = image.convert("L")
+            pixels = np.asarray(grey.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise StageError(f"{path}: not a readable PNG image; allowed: {PNG_ALLOWED}") from None
+    return scale_and_flatten(pixels[np.newaxis])
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """An array of images as the pipeline's data: N x 784 float32 in [0, 1]."""
+    try:
+        with path.open("rb") as file:
+            array = np.lib.format.read_array(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        raise StageError(f"{path}: not a readable .npy array; allowed: {NPY_ALLOWED}") from None
+    side = IMAGE_SIDE
+    if array.shape[1:] not in [(IMAGE_SIZE,), (side, side)] or len(array) == 0:
+        raise StageError(f"{path}: an array of shape {array.shape}; allowed: {NPY_ALLOWED}")
+    if array.dtype == np.uint8:
+        return scale_and_flatten(array)
+    if array.dtype.kind != "f":
+        raise StageError(f"{path}: an array of {array.dtype}; allowed: {NPY_ALLOWED}")
+    if not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+        raise StageError(
+            f"{path}: values from {array.min()} to {array.max()}; allowed: {NPY_ALLOWED}"
+        )
+    return array.astype(np.float32).reshape(len(array), IMAGE_SIZE)
+
+
+def reconstruct(autoencoder, images: np.ndarray) -> np.ndarray:
+    batches = range(0, len(images), BATCH_SIZE)
+    return np.concatenate(
+        [np.asarray(autoencoder(images[i : i + BATCH_SIZE], training=False)) for i in batches]
+    )
+
+
+if __name__ == "__main__":
+    run(main)

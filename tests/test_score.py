@@ -1,0 +1,139 @@
+"""scripts/score.py on the sample run's model: real test images as PNGs and arrays score what the
+predict stage's reconstructions score, noise is anomalous, bad files and arguments are one line."""
+
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scripts import score
+from stages.cli import StageError
+from stages.paths import EVALUATION_METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
+from stages.scores import reconstruction_errors
+from tests.conftest import error_line, run
+
+SHOWN = 6  # the first test images, written as PNGs and arrays
+
+
+@pytest.fixture(scope="module")
+def expected(sample_run) -> dict:
+    """Each test image's error from the predict stage's reconstructions, and the threshold."""
+    images = np.load(sample_run / TEST_IMAGES)
+    errors = reconstruction_errors(images, np.load(sample_run / RECONSTRUCTIONS))
+    threshold = json.loads((sample_run / EVALUATION_METRICS).read_text())["anomaly"]["threshold"]
+    return {"images": images, "errors": errors, "threshold": threshold}
+
+
+@pytest.fixture(scope="module")
+def scored(sample_run, expected, tmp_path_factory) -> dict:
+    """One run of the script on a folder of PNGs (test images at 28x28 and 56x56, a typical one,
+    noise, a text file named x.png), the same images as two arrays, and an array of bad shape."""
+    folder = tmp_path_factory.mktemp("score")
+    images, errors = expected["images"], expected["errors"]
+    digits = np.rint(images * 255).astype(np.uint8).reshape(-1, 28, 28)
+    pngs = folder / "pngs"
+    pngs.mkdir()
+    for index in range(SHOWN):
+        Image.fromarray(digits[index]).save(pngs / f"{index}.png")
+    # Each pixel of test image 0 as a 2x2 block: BOX resampling gives the image back.
+    Image.fromarray(np.kron(digits[0], np.ones((2, 2), np.uint8))).save(pngs / "large.png")
+    typical = int(np.argsort(errors)[len(errors) // 2])  # the median error
+    Image.fromarray(digits[typical]).save(pngs / "typical.png")
+    noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    Image.fromarray(noise).save(pngs / "noise.png")
+    (pngs / "x.png").write_text("not an image\n")
+    np.save(folder / "floats.npy", images[:SHOWN])  # N x 784 floats, as prepare writes them
+    np.save(folder / "bytes.npy", digits[:SHOWN])  # N x 28 x 28 uint8
+    np.save(folder / "wrong.npy", np.zeros((2, 28)))
+    output = folder / "scores.csv"
+    paths = [pngs, folder / "floats.npy", folder / "wrong.npy", folder / "bytes.npy"]
+    command = [sys.executable, "-m", "scripts.score", *map(str, paths), "--output", str(output)]
+    result = run(command, sample_run, check=False)
+    with output.open(newline="") as file:
+        rows = {row["file"]: row for row in csv.DictReader(file)}
+    return {"result": result, "rows": rows, "folder": folder, "typical": typical}
+
+
+def test_pngs_and_arrays_of_test_images_score_as_the_predict_stage_reconstructs_them(
+    scored, expected
+):
+    rows, folder, errors = scored["rows"], scored["folder"], expected["errors"]
+    for index in range(SHOWN):
+        for name in [f"pngs/{index}.png", f"floats.npy[{index}]", f"bytes.npy[{index}]"]:
+            assert float(rows[str(folder / name)]["error"]) == pytest.approx(
+                errors[index], abs=1e-6
+            ), name
+    assert float(rows[str(folder / "pngs/large.png")]["error"]) == pytest.approx(
+        errors[0], abs=1e-6
+    )
+
+
+def test_an_image_is_anomalous_when_its_error_reaches_the_evaluations_threshold(scored, expected):
+    rows, folder, threshold = scored["rows"], scored["folder"], expected["threshold"]
+    for row in rows.values():
+        assert row["anomalous"] == ("true" if float(row["error"]) >= threshold else "false")
+    assert rows[str(folder / "pngs/noise.png")]["anomalous"] == "true"
+    assert rows[str(folder / "pngs/typical.png")]["anomalous"] == "false"
+    anomalous = sum(row["anomalous"] == "true" for row in rows.values())
+    assert scored["result"].stdout.startswith(
+        f"{folder / 'scores.csv'}: {len(rows)} images scored, {anomalous} anomalous "
+        f"(error >= {threshold:.6g}, anomaly.threshold of {EVALUATION_METRICS}); 2 bad files"
+    )
+
+
+def test_each_bad_file_is_one_line_and_the_rest_are_scored(scored):
+    result, folder = scored["result"], scored["folder"]
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {folder / 'pngs/x.png'}: not a readable PNG image; allowed: {score.PNG_ALLOWED}",
+        f"error: {folder / 'wrong.npy'}: an array of shape (2, 28); allowed: {score.NPY_ALLOWED}",
+    ]
+    pngs = [f"pngs/{name}.png" for name in [*range(SHOWN), "large", "noise", "typical"]]
+    arrays = [f"{name}.npy[{index}]" for name in ("floats", "bytes") for index in range(SHOWN)]
+    assert list(scored["rows"]) == [str(folder / name) for name in pngs + arrays]
+
+
+def test_a_missing_model_stops_before_tensorflow_loads_and_writes_nothing(sample_run, tmp_path):
+    # With TensorFlow and Keras unimportable: the script must fail before it needs them.
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['tensorflow'] = sys.modules['keras'] = None\n"
+        "runpy.run_module('scripts.score', run_name='__main__', alter_sys=True)\n"
+    )
+    output = tmp_path / "scores.csv"
+    args = [TEST_IMAGES, "--model", "missing.keras", "--output", str(output)]
+    result = run([sys.executable, "-c", code, *map(str, args)], sample_run, check=False)
+    assert result.returncode == 1
+    assert error_line(result.stderr).startswith("error: missing.keras: not found; allowed: ")
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    "metrics, message",
+    [
+        ({"anomaly": {"auroc": 0.9}}, "no anomaly.threshold"),
+        ({"anomaly": {"threshold": float("nan")}}, "is nan; allowed: a number of 0 or more"),
+    ],
+)
+def test_metrics_without_a_usable_threshold_are_one_line(metrics, message, tmp_path, monkeypatch):
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.setattr(sys, "argv", ["score", "images", "--metrics", "metrics.json"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StageError, match=message):
+        score.main()
+
+
+def test_no_images_at_all_is_one_line(sample_run, tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("no images here\n")
+    model = sample_run / MODEL
+    metrics = sample_run / EVALUATION_METRICS
+    argv = ["score", "notes.txt", "--model", str(model), "--metrics", str(metrics)]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StageError, match="no images to score"):
+        score.main()
+    assert not (tmp_path / "scores.csv").exists()
