@@ -63,7 +63,9 @@ def main() -> None:
     rows = []
     for kind in args.kinds:
         aurocs = [auroc(finished.get(names[kind, label])) for label in classes]
-        rows.append({"method": kind, "settings": " ".join(KINDS[kind] + args.set), "auroc": aurocs})
+        rows.append(
+            {"method": kind, "settings": effective(KINDS[kind] + args.set), "auroc": aurocs}
+        )
     rows += [
         {"method": method, "settings": "published", "auroc": [aurocs[label] for label in classes]}
         for method, aurocs in PUBLISHED.get(dataset.removesuffix("_sample"), {}).items()
@@ -111,6 +113,12 @@ def class_labels(text: str) -> list[int]:
     if not distinct or not all(label.isdigit() and int(label) <= 9 for label in labels):
         raise argparse.ArgumentTypeError(f"{text!r}: allowed: distinct labels from 0 to 9")
     return sorted(int(label) for label in labels)
+
+
+def effective(settings: list[str]) -> str:
+    """The settings as they apply, a later value of a key replacing an earlier one."""
+    by_key = {setting.partition("=")[0]: setting for setting in settings}
+    return " ".join(by_key.values())
 
 
 def auroc(row: dict | None) -> float | None:
