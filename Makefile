@@ -4,7 +4,7 @@ VENV := .venv
 export PATH := $(abspath $(VENV)/bin):$(PATH)
 
 .PHONY: venv dev-venv repro test test-fast verify lint format lock clean sweep family report exps \
-	sample bench gpu-check score
+	sample bench gpu-check score plots plots-template anomaly
 
 # TensorFlow's CPU build (requirements.lock), or with GPU=1 its GPU build with CUDA
 # (requirements-gpu.lock). GPU=1 is the default where nvidia-smi lists a GPU; GPU=0 opts out.
@@ -76,6 +76,12 @@ sweep: venv
 family: venv
 	python -m scripts.family $(EXECUTOR_ARGS) $(FAMILY_ARGS)
 
+# The one-class protocol (docs/evaluation.md): for each class, train on it alone and score the
+# whole test set by reconstruction error; AUROC per kind and class beside the published rows, in
+# reports/anomaly/DATASET/. E.g. make anomaly ANOMALY_ARGS="--dataset fashion_mnist --kinds dense"
+anomaly: venv
+	python -m scripts.anomaly $(EXECUTOR_ARGS) $(ANOMALY_ARGS)
+
 # reports/report.md: REVISION (the workspace) against BASELINE (main), in numbers and pictures.
 BASELINE ?= main
 REVISION ?= workspace
@@ -87,6 +93,18 @@ report: venv
 #   make score IMAGES="digits/ more.npy" SCORE_ARGS="--output digits.csv"
 score: venv
 	python -m scripts.score $(IMAGES) $(SCORE_ARGS)
+
+# dvc_plots/index.html, the curves and figures of `dvc plots diff` for PLOTS_ARGS (revisions, e.g.
+# PLOTS_ARGS=main; none: the workspace against HEAD). Filled into plots/template.html, which holds
+# Vega: DVC's own page loads it from a CDN and draws no curves offline. .dvc/config names the same
+# template, so a plain `dvc plots show` or `dvc plots diff` draws offline too.
+plots: venv
+	dvc plots diff --html-template plots/template.html $(PLOTS_ARGS)
+
+# plots/template.html again, with the Vega builds scripts/plots_template.py pins, from the npm
+# registry (needs npm and the network).
+plots-template: venv
+	python -m scripts.plots_template
 
 # The pipeline timed against the tutorial's script (several minutes; data from DATA_MIRROR),
 # e.g. make bench BENCH_ARGS="--runs 5 --quiet-tutorial"
