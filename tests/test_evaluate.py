@@ -1,7 +1,10 @@
 """The evaluate stage: PCA at the code's size, the few-label probe and the anomaly score, each
 checked against cases whose answers are known, then the stage on the sample run."""
 
+import itertools
 import json
+import re
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -9,7 +12,8 @@ import pytest
 
 from stages import evaluate, params
 from stages.cli import StageError
-from tests.conftest import run, set_params
+from tests.conftest import copy_run, run, set_params
+from tests.test_plots_offline import CHROMIUM, PAGE, plot_div, rendered
 
 RNG = np.random.default_rng(0)
 
@@ -106,21 +110,45 @@ def test_the_evaluation_of_the_sample_run_is_finite_and_its_figure_decodes(sampl
     assert plt.imread(sample_run / "reports/evaluation/anomaly.png").ndim == 3
 
 
-@pytest.mark.slow
-def test_one_class_training_reruns_prepare_onward_and_scores_the_other_digits(sample_repo):
+@pytest.fixture(scope="module")
+def one_class_run(tmp_path_factory, sample_run) -> tuple[Path, str]:
+    """A copy of the sample run after `dvc repro` with data.normal_classes [1], and its output."""
+    repo = copy_run(sample_run, tmp_path_factory.mktemp("one_class") / "repo")
     # 20 epochs: the sample's 220 ones make 7 steps an epoch.
-    set_params(sample_repo / "params.yaml", {"data.normal_classes": [1], "train.epochs": 20})
-    output = run(["dvc", "repro"], sample_repo).stdout
+    set_params(repo / "params.yaml", {"data.normal_classes": [1], "train.epochs": 20})
+    return repo, run(["dvc", "repro"], repo).stdout
+
+
+@pytest.mark.slow
+def test_one_class_training_reruns_prepare_onward_and_scores_the_other_digits(one_class_run):
+    repo, output = one_class_run
     assert "Stage 'download' didn't change, skipping" in output
     for stage in ("prepare", "train", "predict", "plot", "evaluate"):
         assert f"Running stage '{stage}'" in output
-    labels = np.load(sample_repo / "data/prepared/train_labels.npy")
+    labels = np.load(repo / "data/prepared/train_labels.npy")
     assert set(labels) == {1} and len(labels) == 220  # the sample's ones
-    anomaly = read_json(sample_repo / "reports/evaluation/metrics.json")["anomaly"]
+    anomaly = read_json(repo / "reports/evaluation/metrics.json")["anomaly"]
     # Trained on ones alone, it reconstructs the other digits worse.
     assert 0.9 < anomaly["auroc"] <= 1
     assert 0 < anomaly["false_positive_rate"] < anomaly["true_positive_rate"] <= 1
-    roc = read_json(sample_repo / "reports/evaluation/roc.json")
+    roc = read_json(repo / "reports/evaluation/roc.json")
     assert roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
-    assert "probe" not in read_json(sample_repo / "reports/evaluation/metrics.json")
-    assert plt.imread(sample_repo / "reports/evaluation/anomaly.png").ndim == 3
+    assert "probe" not in read_json(repo / "reports/evaluation/metrics.json")
+    assert plt.imread(repo / "reports/evaluation/anomaly.png").ndim == 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (Debian's; .ci/run installs it)")
+def test_the_roc_curve_draws_offline_from_the_bottom_left_to_the_top_right(one_class_run, tmp_path):
+    repo, _ = one_class_run
+    run(["make", "-o", "venv", "plots"], repo)
+    div = plot_div(rendered(repo / PAGE, tmp_path / "profile"), "reports_evaluation_roc_json")
+    paths = re.findall(r'aria-roledescription="line mark" d="([^"]*)"', div)
+    assert len(paths) == 1, div  # the workspace's curve; HEAD's run has none
+    vertices = [tuple(map(float, point.split(","))) for point in re.split("[ML]", paths[0])[1:]]
+    # (0, 0) to (1, 1) on a square plot, whose y grows downwards; never down, never back.
+    (left, bottom), (right, top) = vertices[0], vertices[-1]
+    assert left == top == 0 and right == bottom > 0
+    assert len(vertices) == len(read_json(repo / "reports/evaluation/roc.json"))
+    for (x0, y0), (x1, y1) in itertools.pairwise(vertices):
+        assert x1 >= x0 and y1 <= y0
