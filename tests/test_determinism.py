@@ -13,6 +13,7 @@ COMPARED = [
     "reports/train/metrics.json",
     "reports/train/plots/metrics/**/*.tsv",
     "reports/figures/*.png",
+    "reports/evaluation/*",
     "data/prepared/*.npy",
     "data/predictions/*.npy",
     "models/autoencoder.keras",
@@ -33,7 +34,7 @@ def git_status(repo) -> str:
 
 def test_dvc_repro_f_gives_the_same_bytes_and_nothing_to_commit(sample_repo):
     first = snapshot(sample_repo)
-    assert len(first) == 2 + 2 + 6 + 4 + 3 + 1, sorted(first)
+    assert len(first) == 2 + 2 + 6 + 3 + 4 + 4 + 1, sorted(first)
     output = run(["dvc", "repro", "-f"], sample_repo).stdout
     assert "Running stage 'train'" in output and "Running stage 'predict'" in output
     again = snapshot(sample_repo)

@@ -23,7 +23,7 @@ from tests.conftest import (
 )
 from tests.test_determinism import snapshot
 
-STAGES = ["download", "prepare", "train", "predict", "plot"]
+STAGES = ["download", "prepare", "train", "predict", "plot", "evaluate"]
 FIGURES = ["reconstructions", "loss", "codes_pca", "error_per_class", "best_and_worst", "decoded"]
 OUTPUTS = [
     "data/raw/train-images-idx3-ubyte.gz",
@@ -134,9 +134,9 @@ def test_nothing_changed_nothing_runs(sample_repo):
 
 
 @pytest.mark.slow
-def test_model_kind_reruns_train_predict_plot_only(sample_repo):
+def test_model_kind_reruns_train_onward_only(sample_repo):
     set_params(sample_repo / "params.yaml", {"model.kind": "deep", "train.epochs": 1})
-    assert repro(sample_repo) == ["train", "predict", "plot"]
+    assert repro(sample_repo) == ["train", "predict", "plot", "evaluate"]
 
 
 @pytest.mark.slow
@@ -148,9 +148,9 @@ def test_the_dataset_reruns_everything_from_download(sample_repo):
     np.testing.assert_array_equal(prepared, garments.reshape(500, 784) / np.float32(255))
 
 
-def test_n_images_reruns_plot_only(sample_repo):
+def test_n_images_reruns_the_figures_only(sample_repo):
     set_params(sample_repo / "params.yaml", {"plot.n_images": 4})
-    assert repro(sample_repo) == ["plot"]
+    assert repro(sample_repo) == ["plot", "evaluate"]
     figure = matplotlib.image.imread(sample_repo / "reports/figures/reconstructions.png")
     assert figure.shape[1] == round(100 * (1.2 * 4 + 1.2))
 
@@ -158,12 +158,12 @@ def test_n_images_reruns_plot_only(sample_repo):
 @pytest.mark.slow
 def test_train_size_reruns_prepare_onwards_but_not_download(sample_repo):
     set_params(sample_repo / "params.yaml", {"data.train_size": 1500})
-    assert repro(sample_repo) == ["prepare", "train", "predict", "plot"]
+    assert repro(sample_repo) == ["prepare", "train", "predict", "plot", "evaluate"]
 
 
 @pytest.mark.slow
-def test_encoding_dim_reruns_train_predict_plot_only(encoding_dim_16):
-    assert encoding_dim_16.stages == ["train", "predict", "plot"]
+def test_encoding_dim_reruns_train_onward_only(encoding_dim_16):
+    assert encoding_dim_16.stages == ["train", "predict", "plot", "evaluate"]
     assert encoding_dim_16.stages_again == []
 
 
@@ -185,7 +185,7 @@ def test_params_that_ran_before_are_restored_from_the_run_cache_not_run(encoding
     set_params(repo / "params.yaml", {"model.encoding_dim": 16})
     output = dvc(repo, "repro")
     assert "Running stage" not in output, output
-    assert ran_or_restored(output) == ["train", "predict", "plot"]
+    assert ran_or_restored(output) == ["train", "predict", "plot", "evaluate"]
     assert snapshot(repo) == encoding_dim_16.outputs
 
     set_params(repo / "params.yaml", {"model.encoding_dim": 36})
@@ -200,7 +200,8 @@ def test_plots_are_declared_for_dvc_plots(sample_repo):
     shown = json.loads(dvc(sample_repo, "plots", "show", "--json"))["data"]
     curves = [f"reports/train/plots/metrics/{name}/loss.tsv" for name in ("eval", "train")]
     figures = [f"reports/figures/{name}.png" for name in FIGURES]
-    assert sorted(shown) == sorted(["Loss per epoch", *curves, *figures])
+    evaluation = ["reports/evaluation/roc.json", "reports/evaluation/anomaly.png"]
+    assert sorted(shown) == sorted(["Loss per epoch", *curves, *figures, *evaluation])
     curve = shown["Loss per epoch"][0]["content"]["data"]["values"]
     assert len(curve) == 2 * SAMPLE_PARAMS["train.epochs"]  # train and validation, each epoch
 
