@@ -65,6 +65,7 @@ LONGEST_FIRST = [
     "test_experiments.py",  # 165
     "test_scaling.py",  # 140
     "test_family.py",  # 123
+    "test_evaluate.py",
     "test_storage.py",  # 99
     "test_pipeline.py",  # 91
     "test_training.py",  # 91

@@ -1,15 +1,19 @@
 """The evaluate stage: PCA at the code's size, the few-label probe and the anomaly score, each
-checked against cases whose answers are known, then the stage on the sample run."""
+checked against cases whose answers are known; then the stage on the sample run, one-class
+training, and make anomaly."""
 
+import csv
 import itertools
 import json
 import re
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from scripts import anomaly
 from stages import evaluate, params
 from stages.cli import StageError
 from tests.conftest import copy_run, run, set_params
@@ -112,10 +116,10 @@ def test_the_evaluation_of_the_sample_run_is_finite_and_its_figure_decodes(sampl
 
 @pytest.fixture(scope="module")
 def one_class_run(tmp_path_factory, sample_run) -> tuple[Path, str]:
-    """A copy of the sample run after `dvc repro` with data.normal_classes [1], and its output."""
+    """A copy of the sample run after `dvc repro` with data.normal_classes [1], and its output.
+    30 epochs, as make anomaly trains a dense one: the sample's 220 ones make 7 steps an epoch."""
     repo = copy_run(sample_run, tmp_path_factory.mktemp("one_class") / "repo")
-    # 20 epochs: the sample's 220 ones make 7 steps an epoch.
-    set_params(repo / "params.yaml", {"data.normal_classes": [1], "train.epochs": 20})
+    set_params(repo / "params.yaml", {"data.normal_classes": [1], "train.epochs": 30})
     return repo, run(["dvc", "repro"], repo).stdout
 
 
@@ -152,3 +156,31 @@ def test_the_roc_curve_draws_offline_from_the_bottom_left_to_the_top_right(one_c
     assert len(vertices) == len(read_json(repo / "reports/evaluation/roc.json"))
     for (x0, y0), (x1, y1) in itertools.pairwise(vertices):
         assert x1 >= x0 and y1 <= y0
+
+
+@pytest.mark.slow
+def test_make_anomaly_gives_a_row_per_kind_beside_the_published_rows(one_class_run):
+    # Its one experiment has the params of the run above: DVC restores it from the run cache.
+    repo, _ = one_class_run
+    command = [sys.executable, "-m", "scripts.anomaly", "--kinds", "dense", "--classes", "1"]
+    try:
+        output = run(command, repo).stdout
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    folder = repo / "reports/anomaly/mnist_sample"
+    with (folder / "anomaly.csv").open(newline="") as file:
+        rows = {row["method"]: row for row in csv.DictReader(file)}
+    assert list(rows) == ["dense", *anomaly.PUBLISHED["mnist"]]
+    dense = rows["dense"]
+    assert dense["settings"] == "model.kind=dense train.epochs=30"
+    auroc = read_json(repo / "reports/evaluation/metrics.json")["anomaly"]["auroc"]
+    assert dense["1"] == dense["mean"] == f"{100 * auroc:.1f}"
+    assert [row["1"] for method, row in rows.items() if method != "dense"] == [
+        "99.7",
+        "98.3",
+        "99.9",
+    ]
+    markdown = (folder / "anomaly.md").read_text()
+    assert markdown in output
+    assert markdown.splitlines()[0] == "| method | 1 | mean | settings |"
+    assert len(run(["dvc", "exp", "list", "--name-only"], repo).stdout.split()) == 1

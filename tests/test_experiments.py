@@ -256,7 +256,7 @@ def no_dvc_remote(repo: Path) -> None:
         ),
         (
             lambda repo: shutil.rmtree(repo.parent / "storage"),
-            "the DVC remote storage lacks 13 of this commit's outputs (data/predictions/codes.npy, "
+            "the DVC remote storage lacks 14 of this commit's outputs (data/predictions/codes.npy, "
             "data/predictions/decoded.npy, data/predictions/reconstructions.npy, ...); allowed: "
             "dvc push first",
         ),
