@@ -75,7 +75,8 @@ def pca_baseline(train_images: np.ndarray, test_images: np.ndarray, config: para
     """The test images reconstructed from as many principal components of the training images as
     the code has values, scored as predict scores the autoencoder."""
     components = min(config.model.encoding_dim, *train_images.shape)
-    pca = PCA(n_components=components, random_state=config.data.seed).fit(train_images)
+    # Exact, from the 784 x 784 covariance: quicker than a randomized SVD here, and no seed.
+    pca = PCA(n_components=components, svd_solver="covariance_eigh").fit(train_images)
     # Clipped to the pixels' range [0, 1], as a sigmoid's output is, so that BCE is defined.
     reconstructions = np.clip(pca.inverse_transform(pca.transform(test_images)), 0, 1)
     error = mse(test_images, reconstructions)
