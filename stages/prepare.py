@@ -25,6 +25,11 @@ def main() -> None:
     if data.normal_classes:  # one-class training: the test split stays whole
         images, labels, images_out, labels_out, available = chosen[0]
         kept = np.isin(labels, data.normal_classes)
+        if not kept.any():
+            raise StageError(
+                f"data.normal_classes {list(data.normal_classes)} leaves none of the "
+                f"{len(labels)} training images; allowed: a larger data.train_size"
+            )
         chosen[0] = (images[kept], labels[kept], images_out, labels_out, available)
     for images, labels, images_out, labels_out, available in chosen:
         save_npy(images_out, scale_and_flatten(images))

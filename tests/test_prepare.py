@@ -84,6 +84,15 @@ def test_one_class_training_keeps_exactly_the_normal_classes_and_the_whole_test_
     np.testing.assert_array_equal(prepared("test_images"), test_images)
 
 
+def test_normal_classes_that_leave_no_training_image_are_one_line_and_write_nothing():
+    set_params(PARAMS, {"data.train_size": 3, "data.normal_classes": [8]})
+    assert prepare_error() == (
+        "data.normal_classes [8] leaves none of the 3 training images; "
+        "allowed: a larger data.train_size"
+    )
+    assert not PREPARED.exists()
+
+
 def prepare_error() -> str:
     with pytest.raises(StageError) as raised:
         prepare.main()
