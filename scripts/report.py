@@ -120,7 +120,8 @@ def figure_tables(plots: dict, baseline: str, revision: str) -> str:
     """A markdown table per figure (an image plot): the baseline's picture beside the revision's."""
     sections = []
     for name, entries in plots.items():
-        if entries[0]["type"] != "image":  # the curves: drawn together as the loss figure
+        # The curves are drawn together as the loss figure; a ROC curve is empty unless one-class.
+        if not entries or entries[0]["type"] != "image":
             continue
         by_rev = {entry["revisions"][0]: Path(entry["url"]).name for entry in entries}
         cells = [
