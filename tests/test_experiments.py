@@ -26,6 +26,7 @@ from tests.conftest import (
 from tests.slurm_cluster import jobs
 
 DIMS = [2, 8, 32]
+SLURM_DIMS = [2, 32]
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +137,11 @@ def on_slurm(command: str, *args: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def swept_on_slurm(slurm, sample_run, tmp_path_factory) -> dict:
-    """The sweep of `swept`, through Slurm from a published copy of the sample run: the repo,
-    what it printed, and git's status before."""
+    """Two values of the sweep of `swept` (one task per CPU of the one-node cluster), through Slurm
+    from a published copy of the sample run: the repo, what it printed, and git's status before."""
     repo = published(sample_run, tmp_path_factory.mktemp("slurm_sweep"))
     status = run(["git", "status", "--porcelain"], repo).stdout
-    dims = ",".join(map(str, DIMS))
+    dims = ",".join(map(str, SLURM_DIMS))
     result = run(on_slurm("sweep", "--dims", dims, "-S", "train.epochs=2"), repo, slurm)
     return {"repo": repo, "output": result.stdout, "status": status}
 
@@ -153,12 +154,12 @@ def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behi
 ):
     repo = swept_on_slurm["repo"]
     local, remote = sweep_rows(swept), sweep_rows(repo)
-    columns = ["encoding_dim", "parameter_count", "test_bce", "test_mse", "test_psnr"]
+    columns = ["encoding_dim", "parameter_count", "test_bce", "test_mse", "test_psnr", "pca_bce"]
     assert [[row[c] for c in columns] for row in remote] == [
-        [row[c] for c in columns] for row in local
+        [row[c] for c in columns] for row in local if int(row["encoding_dim"]) in SLURM_DIMS
     ]
     assert re.search(
-        r"^Slurm job \d+: 0 pending, 0 running, 3 done, 0 failed$", swept_on_slurm["output"], re.M
+        r"^Slurm job \d+: 0 pending, 0 running, 2 done, 0 failed$", swept_on_slurm["output"], re.M
     )
     listed = run(["dvc", "exp", "list", "--name-only"], repo).stdout.split()
     assert sorted(listed) == sorted(row["experiment"] for row in remote)
@@ -178,26 +179,25 @@ def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
     repo = published(sample_run, tmp_path)
     # A vae has no sparsity penalty: its task alone stops on the bad param.
     settings = ["--dataset", "fashion_mnist_sample", "--epochs", "1", "-S", "model.l1=0.0001"]
-    command = on_slurm("family", "--variants", "dense,deep,vae", *settings)
+    command = on_slurm("family", "--variants", "dense,vae", *settings)
     result = run(command, repo, slurm, check=False)
     assert result.returncode == 1
     line = error_line(result.stderr)
     failed = re.fullmatch(
-        r"error: these experiments did not finish: [\w-]+ \(log: (\.dvc/tmp/slurm/(\d+)_2\.log)\)",
+        r"error: these experiments did not finish: [\w-]+ \(log: (\.dvc/tmp/slurm/(\d+)_1\.log)\)",
         line,
     )
     assert failed, line
     log = (repo / failed.group(1)).read_text()
     assert "model.l1 is 0.0001 with model.kind vae; allowed: 0 for a vae" in log
     with (repo / "reports/family/fashion_mnist_sample/family.csv").open(newline="") as file:
-        assert [row["variant"] for row in csv.DictReader(file)] == ["dense", "deep"]
+        assert [row["variant"] for row in csv.DictReader(file)] == ["dense"]
     assert re.search(
-        r"^Slurm job \d+: 0 pending, 0 running, 2 done, 1 failed$", result.stdout, re.M
+        r"^Slurm job \d+: 0 pending, 0 running, 1 done, 1 failed$", result.stdout, re.M
     )
     # No task downloaded: the data this machine prepared came from the DVC remote.
-    for task in (0, 1):
-        log = (repo / f".dvc/tmp/slurm/{failed.group(2)}_{task}.log").read_text()
-        assert "Stage 'download' is cached - skipping run" in log, log
+    log = (repo / f".dvc/tmp/slurm/{failed.group(2)}_0.log").read_text()
+    assert "Stage 'download' is cached - skipping run" in log, log
     assert jobs(slurm) == []
 
 
