@@ -15,7 +15,7 @@ def test_bad_arguments_are_one_line_before_anything_runs(sample_repo, arguments)
     result = run([sys.executable, "-m", "scripts.anomaly", *arguments], sample_repo, check=False)
     assert result.returncode == 2
     assert "allowed: distinct" in result.stderr.splitlines()[-1]
-    assert not (sample_repo / "reports/anomaly").exists()
+    assert not (sample_repo / "reports/anomaly/mnist_sample").exists()
 
 
 def test_the_effective_settings_let_a_later_value_replace_an_earlier_one():

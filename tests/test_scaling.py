@@ -148,7 +148,14 @@ def test_two_workers_train_as_one_and_only_the_chief_writes(two_workers_trained,
     output, other_output = two_workers_trained["output"], two_workers_trained["other_output"]
     assert "Training on CPU:0 (MultiWorkerMirroredStrategy, replicas in all: 2)" in output
     assert "Training on CPU:0 (MultiWorkerMirroredStrategy, replicas in all: 2)" in other_output
-    assert ran_or_restored(output) == ["download", "prepare", "train", "predict", "plot"]
+    assert ran_or_restored(output) == [
+        "download",
+        "prepare",
+        "train",
+        "predict",
+        "plot",
+        "evaluate",
+    ]
 
     # The chief's losses and scores are the one-worker run's; the other worker wrote nothing.
     two_workers, one = losses(chief), losses(sample_run, "HEAD")
