@@ -7,7 +7,6 @@ import itertools
 import json
 import re
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 from scripts import anomaly
 from stages import evaluate, params
 from stages.cli import StageError
-from tests.conftest import copy_run, run, set_params
+from tests.conftest import copy_run, run
 from tests.test_plots_offline import CHROMIUM, PAGE, plot_div, rendered
 
 RNG = np.random.default_rng(0)
@@ -115,20 +114,28 @@ def test_the_evaluation_of_the_sample_run_is_finite_and_its_figure_decodes(sampl
 
 
 @pytest.fixture(scope="module")
-def one_class_run(tmp_path_factory, sample_run) -> tuple[Path, str]:
-    """A copy of the sample run after `dvc repro` with data.normal_classes [1], and its output.
-    30 epochs, as make anomaly trains a dense one: the sample's 220 ones make 7 steps an epoch."""
+def one_class_run(tmp_path_factory, sample_run) -> dict:
+    """A copy of the sample run after `python -m scripts.anomaly --kinds dense --classes 1`: one
+    experiment, data.normal_classes [1] and 30 epochs (the sample's 220 ones make 7 steps an
+    epoch), applied to the workspace; with what the script printed and the experiment's log."""
     repo = copy_run(sample_run, tmp_path_factory.mktemp("one_class") / "repo")
-    set_params(repo / "params.yaml", {"data.normal_classes": [1], "train.epochs": 30})
-    return repo, run(["dvc", "repro"], repo).stdout
+    command = [sys.executable, "-m", "scripts.anomaly", "--kinds", "dense", "--classes", "1"]
+    try:
+        output = run(command, repo).stdout
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    experiments = run(["dvc", "exp", "list", "--name-only"], repo).stdout.split()
+    log = run(["dvc", "queue", "logs", *experiments], repo).stdout
+    run(["dvc", "exp", "apply", *experiments], repo)
+    return {"repo": repo, "output": output, "log": log, "experiments": experiments}
 
 
 @pytest.mark.slow
 def test_one_class_training_reruns_prepare_onward_and_scores_the_other_digits(one_class_run):
-    repo, output = one_class_run
-    assert "Stage 'download' didn't change, skipping" in output
+    repo, log = one_class_run["repo"], one_class_run["log"]
+    assert "Stage 'download' didn't change, skipping" in log
     for stage in ("prepare", "train", "predict", "plot", "evaluate"):
-        assert f"Running stage '{stage}'" in output
+        assert f"Running stage '{stage}'" in log
     labels = np.load(repo / "data/prepared/train_labels.npy")
     assert set(labels) == {1} and len(labels) == 220  # the sample's ones
     anomaly = read_json(repo / "reports/evaluation/metrics.json")["anomaly"]
@@ -144,7 +151,7 @@ def test_one_class_training_reruns_prepare_onward_and_scores_the_other_digits(on
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium (Debian's; .ci/run installs it)")
 def test_the_roc_curve_draws_offline_from_the_bottom_left_to_the_top_right(one_class_run, tmp_path):
-    repo, _ = one_class_run
+    repo = one_class_run["repo"]
     run(["make", "-o", "venv", "plots"], repo)
     div = plot_div(rendered(repo / PAGE, tmp_path / "profile"), "reports_evaluation_roc_json")
     paths = re.findall(r'aria-roledescription="line mark" d="([^"]*)"', div)
@@ -160,13 +167,8 @@ def test_the_roc_curve_draws_offline_from_the_bottom_left_to_the_top_right(one_c
 
 @pytest.mark.slow
 def test_make_anomaly_gives_a_row_per_kind_beside_the_published_rows(one_class_run):
-    # Its one experiment has the params of the run above: DVC restores it from the run cache.
-    repo, _ = one_class_run
-    command = [sys.executable, "-m", "scripts.anomaly", "--kinds", "dense", "--classes", "1"]
-    try:
-        output = run(command, repo).stdout
-    finally:
-        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    repo = one_class_run["repo"]
+    assert len(one_class_run["experiments"]) == 1
     folder = repo / "reports/anomaly/mnist_sample"
     with (folder / "anomaly.csv").open(newline="") as file:
         rows = {row["method"]: row for row in csv.DictReader(file)}
@@ -181,6 +183,5 @@ def test_make_anomaly_gives_a_row_per_kind_beside_the_published_rows(one_class_r
         "99.9",
     ]
     markdown = (folder / "anomaly.md").read_text()
-    assert markdown in output
+    assert markdown in one_class_run["output"]
     assert markdown.splitlines()[0] == "| method | 1 | mean | settings |"
-    assert len(run(["dvc", "exp", "list", "--name-only"], repo).stdout.split()) == 1

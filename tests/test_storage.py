@@ -1,6 +1,7 @@
 """Shared storage: a teammate pulls a run from the DVC remote instead of retraining, and fetches
-the trained model as a DVC artifact. The remote is a local folder, or a real S3 API on 127.0.0.1
-(moto's server, started and stopped by the test)."""
+the trained model as a DVC artifact. The remote is a real S3 API on 127.0.0.1 (moto's server,
+started and stopped by the test). A local folder, DVC's simplest remote, is the one the Slurm tests
+push to and pull from (tests/test_experiments.py), experiments included."""
 
 import json
 import shutil
@@ -52,24 +53,19 @@ def credentials() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module", params=["folder", "s3"])
-def remote(request, tmp_path_factory) -> Iterator[list[list[str]]]:
-    """The `dvc remote` commands that add a default remote: a local folder, or an S3 bucket."""
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory) -> Iterator[list[list[str]]]:
+    """The `dvc remote` commands that add an S3 bucket as the default remote."""
     empty = tmp_path_factory.mktemp("aws-config") / "none"
     empty.touch()
     aws = {**AWS, "AWS_CONFIG_FILE": str(empty), "AWS_SHARED_CREDENTIALS_FILE": str(empty)}
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, s3_server() as endpoint:
         for variable, value in aws.items():
             patch.setitem(ENV, variable, value)  # the environment of the tests' commands
-        if request.param == "folder":
-            storage = tmp_path_factory.mktemp("storage")
-            yield [["dvc", "remote", "add", "--default", "storage", str(storage)]]
-            return
-        with s3_server() as endpoint:
-            yield [
-                ["dvc", "remote", "add", "--default", "storage", f"s3://{BUCKET}/autoencoder"],
-                ["dvc", "remote", "modify", "storage", "endpointurl", endpoint],
-            ]
+        yield [
+            ["dvc", "remote", "add", "--default", "storage", f"s3://{BUCKET}/autoencoder"],
+            ["dvc", "remote", "modify", "storage", "endpointurl", endpoint],
+        ]
 
 
 @dataclass
