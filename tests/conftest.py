@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import hypothesis
 import numpy as np
 import pytest
 import yaml
@@ -57,6 +58,15 @@ os.environ.update(
         "KERAS_HOME": str(ISOLATED / "keras"),  # Keras' keras.json: backend, floatx, epsilon
     }
 )
+# No timing in Hypothesis' tests, neither a deadline per example nor a health check of how slowly
+# examples are made: on a busy 2-core machine (the suite's other worker, the queue's trainings) an
+# example that takes 9 ms can take 400, and a test here asserts what a user would check, never how
+# fast (speed goes in benchmarks/).
+hypothesis.settings.register_profile(
+    "untimed", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("untimed")
+
 # The test files that take longest (measured, in seconds of both workers), given out first by
 # pytest-xdist when `make test` runs it with --no-loadscope-reorder, so that its two workers
 # finish at about the same time instead of one waiting for the other's last long file. (Without
