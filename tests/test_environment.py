@@ -82,7 +82,13 @@ def test_a_user_with_their_own_config_and_variables_changes_nothing(tmp_path):
     assert seen["dvc global"] == seen["dvc system"] == ""
 
 
-def test_the_stages_run_keras_on_tensorflow_whatever_keras_backend_says():
-    code = "import stages, keras; print(keras.backend.backend())"
+def test_the_stages_load_keras_on_tensorflow_whatever_keras_backend_says_and_without_sklearn():
+    # Keras would load scikit-learn for wrappers no stage uses (docs/speed.md); evaluate still can.
+    code = (
+        "import stages, sys, keras\n"
+        "print(keras.backend.backend(), 'sklearn' in sys.modules)\n"
+        "from sklearn.decomposition import PCA\n"
+        "print(PCA.__name__)\n"
+    )
     result = run([sys.executable, "-c", code], REPO, {"KERAS_BACKEND": "jax"})
-    assert result.stdout.strip() == "tensorflow"
+    assert result.stdout.split() == ["tensorflow", "False", "PCA"]
