@@ -5,9 +5,12 @@ one run, on the workspace's prepared data:
     dvc repro prepare && python -m benchmarks.scaling --epochs 4
 
 Each run is `python -m stages.train` in a folder of its own (the project's code and params, the
-prepared data linked in), so the workspace stays as it was. The table gives the median epoch
-after the first (which compiles), its ratio to one device, and the final losses, which should
-agree to about 1e-6. The folders are removed at the end.
+prepared data linked in), so the workspace stays as it was. The first table gives the median
+epoch after the first (which compiles), its ratio to one device, and the final losses, which should
+agree to about 1e-6. The second gives the threads and resident memory of the busiest process
+after the first epoch and the last, and the threads gained per epoch: a leak shows up there as a
+count that keeps growing. The folders are removed at
+the end.
 """
 
 import argparse
@@ -18,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -46,25 +50,46 @@ def main() -> None:
     finally:
         for path in FOLDERS:
             shutil.rmtree(path, ignore_errors=True)
-    baseline = rows[0][1][0]
+    baseline = rows[0][1].seconds
     print("| strategy | s/epoch | ratio | loss | val_loss |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for name, (seconds, loss, val_loss) in rows:
-        ratio = seconds / baseline
-        print(f"| {name} | {seconds:.2f} | {ratio:.2f}x | {loss:.7f} | {val_loss:.7f} |")
+    for name, run in rows:
+        ratio = run.seconds / baseline
+        print(
+            f"| {name} | {run.seconds:.2f} | {ratio:.2f}x | {run.loss:.7f} | {run.val_loss:.7f} |"
+        )
+    print()
+    last = f"epoch {epochs}"
+    print(f"| strategy | threads, epoch 1 | {last} | per epoch | MiB, epoch 1 | {last} |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, run in rows:
+        (threads, memory), (last_threads, last_memory) = run.usage[0], run.usage[-1]
+        growth = (last_threads - threads) / max(len(run.usage) - 1, 1)
+        print(
+            f"| {name} | {threads} | {last_threads} | {growth:+.1f} | {memory:.0f} | "
+            f"{last_memory:.0f} |"
+        )
 
 
-def one_device(epochs: int) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class Run:
+    seconds: float  # the median epoch after the first
+    loss: float
+    val_loss: float
+    usage: list[tuple[int, float]]  # after each epoch: the most threads and MiB of any process
+
+
+def one_device(epochs: int) -> Run:
     path = folder(epochs, "auto")
     return measure([train(path)], path)
 
 
-def mirrored(epochs: int, devices: int) -> tuple[float, float, float]:
+def mirrored(epochs: int, devices: int) -> Run:
     path = folder(epochs, "mirrored", devices)
     return measure([train(path)], path)
 
 
-def workers(epochs: int, count: int) -> tuple[float, float, float]:
+def workers(epochs: int, count: int) -> Run:
     addresses = [f"127.0.0.1:{port}" for port in free_ports(count)]
     paths = [folder(epochs, "multi_worker") for _ in range(count)]
     processes = []
@@ -104,15 +129,33 @@ def train(path: Path, environment: dict | None = None) -> subprocess.Popen:
 HISTORY = "history.json"
 
 
-def measure(processes: list[subprocess.Popen], chief: Path) -> tuple[float, float, float]:
-    """The first process's median epoch after the first; the final loss and val_loss."""
+def measure(processes: list[subprocess.Popen], chief: Path) -> Run:
+    """The first process's median epoch after the first; the final loss and val_loss; and after
+    each epoch it prints, the threads and memory of the busiest process."""
+    usage = []
+    for line in processes[0].stdout:
+        if line.startswith("Epoch "):
+            usage.append(max(filter(None, map(usage_of, processes)), default=(0, 0.0)))
     outputs = [process.communicate()[0] for process in processes]
     for process, output in zip(processes, outputs, strict=True):
         if process.returncode != 0:
             sys.exit(f"error: {' '.join(process.args)} exited {process.returncode}:\n{output}")
     seconds = statistics.median(epoch_seconds(chief / HISTORY)[1:])
     metrics = json.loads((chief / TRAIN_REPORTS / "metrics.json").read_text())
-    return seconds, metrics["train"]["loss"], metrics["eval"]["loss"]
+    return Run(seconds, metrics["train"]["loss"], metrics["eval"]["loss"], usage)
+
+
+def usage_of(process: subprocess.Popen) -> tuple[int, float] | None:
+    """A process's threads and resident memory in MiB, as Linux's /proc tells them; None once it
+    has exited."""
+    try:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "VmRSS" not in fields:  # exited, not yet waited for
+        return None
+    return int(fields["Threads"]), int(fields["VmRSS"].split()[0]) / 1024
 
 
 def free_ports(count: int) -> list[int]:

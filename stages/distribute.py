@@ -16,15 +16,19 @@ TensorFlow's SlurmClusterResolver lays them out. The chief, a "chief" task or el
 writes the model and the reports. The cluster is read and checked before TensorFlow loads;
 TensorFlow is imported only by the functions that need it.
 
-A worker that dies stops the others: each all-reduce waits at most TRAIN_WORKER_TIMEOUT seconds
-(default 120) for its peers, and TensorFlow's coordination service notices a worker that stops
-sending heartbeats; either way the others exit with one line naming the worker they lost.
+A worker that dies stops the others: its connections close, or TensorFlow's coordination service
+notices that it stopped sending heartbeats. A worker that is alive but stuck (its output blocked, a
+hung file system) is caught where the workers meet before each epoch (Workers.meet): the others
+wait TRAIN_WORKER_TIMEOUT seconds (default 120) at most. Either way they exit with one line naming
+the worker they lost.
 """
 
 import json
 import os
 import re
 import subprocess
+import threading
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,6 +66,7 @@ SLURM_VARIABLES = (
 SLURM_PORTS_FROM = 20000
 SLURM_PORT_BLOCKS = 2500
 SLURM_TASKS_PER_NODE = 16
+DEADLINE_EXCEEDED = 4  # TensorFlow's error code (tf.errors.DEADLINE_EXCEEDED)
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ class Cluster:
     tasks: dict[str, list[str]]  # task type -> addresses
     task_type: str
     task_index: int
-    # How long a worker waits for its peers in an all-reduce before it gives up on them.
+    # How long a worker waits for its peers before an epoch before it gives up on them.
     timeout: float = field(default=DEFAULT_TIMEOUT_SECONDS, compare=False)
     # Where the cluster came from, for the messages: TF_CONFIG or SLURM_STEP.
     source: str = field(default=VARIABLE, compare=False)
@@ -211,7 +216,7 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
     - mirrored: a replica per GPU of this machine, or per logical CPU device (train.devices of
       them) where there is no GPU, so it runs and is tested anywhere.
     - multi_worker: a replica per GPU, or the CPU, of each worker of TF_CONFIG (read by
-      cluster_from_environment), whose all-reduces wait cluster.timeout seconds at most.
+      cluster_from_environment).
     """
     import tensorflow as tf
 
@@ -226,11 +231,12 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
         tf.config.set_logical_device_configuration(cpu, logical)
         return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(train.devices)])
     if train.strategy == "multi_worker":
-        # NCCL where there are GPUs; ring all-reduce over gRPC between CPUs.
+        # NCCL where there are GPUs; ring all-reduce over gRPC between CPUs. No timeout_seconds:
+        # TensorFlow keeps a thread alive for each timed collective until its timeout runs out,
+        # thousands of threads within a few epochs (Workers.meet bounds the wait instead).
         implementation = tf.distribute.experimental.CommunicationImplementation
         options = tf.distribute.experimental.CommunicationOptions(
-            implementation=implementation.AUTO if gpus else implementation.RING,
-            timeout_seconds=cluster.timeout,
+            implementation=implementation.AUTO if gpus else implementation.RING
         )
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=resolver, communication_options=options
@@ -275,6 +281,89 @@ def slurm_resolver(cluster: Cluster):
     return resolver
 
 
+class Workers:
+    """The workers of a multi-worker run, which meet before each epoch (`meet`), so that one that is
+    alive but stuck outside TensorFlow (its output blocked, a hung file system) is caught: it still
+    sends heartbeats, and without a meeting the others would wait for it in the epoch's first
+    all-reduce forever.
+
+    The meeting is an all-reduce of its own, which a dead peer or TensorFlow's coordination
+    service ends as it ends any other. A watchdog thread, one for the whole run, aborts it after
+    cluster.timeout seconds, naming a worker that did not arrive. (A collective's own
+    timeout_seconds would do the same, but TensorFlow keeps a thread alive for each timed
+    collective until its timeout runs out: thousands within a few epochs.)
+    """
+
+    def __init__(self, strategy: "tf.distribute.Strategy", cluster: Cluster):
+        self.strategy, self.cluster = strategy, cluster
+        self._changed = threading.Condition()
+        self._meeting: tuple[str, float] | None = None  # the place, and when to give up
+        if cluster.size > 1:
+            threading.Thread(target=self._watch, name="worker watchdog", daemon=True).start()
+
+    def meet(self, place: str) -> None:
+        """Wait until every worker reaches `place` (e.g. "epoch 3"), cluster.timeout seconds at
+        most, then raise TensorFlow's DeadlineExceededError, which names a worker missing."""
+        if self.cluster.size == 1:
+            return
+        import tensorflow as tf
+        from tensorflow.python.eager import context
+
+        # Here, in the key-value store of TensorFlow's coordination service (no public interface).
+        context.context().set_config_key_value(
+            self._key(place, self.cluster.task_type, self.cluster.task_index), ""
+        )
+        with self._changed:
+            self._meeting = (place, time.monotonic() + self.cluster.timeout)
+            self._changed.notify()
+        try:
+            self.strategy.reduce(
+                tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.constant(1)), axis=None
+            )
+        finally:
+            with self._changed:
+                self._meeting = None
+
+    def _watch(self) -> None:
+        from tensorflow.python.eager import context
+
+        with self._changed:
+            while True:
+                if self._meeting is None:
+                    self._changed.wait()
+                    continue
+                place, deadline = self._meeting
+                if (left := deadline - time.monotonic()) > 0:
+                    self._changed.wait(left)
+                    continue
+                missing = ", ".join(
+                    f"/job:{task_type}/replica:0/task:{index}"
+                    for task_type, index in self._absent(place)
+                )
+                timeout = f"{TIMEOUT_VARIABLE}={self.cluster.timeout:g} s"
+                message = f"no answer at {place} within {timeout} from {missing}"
+                context.context().abort_collective_ops(DEADLINE_EXCEEDED, message)
+                return
+
+    def _absent(self, place: str) -> list[tuple[str, int]]:
+        """The workers that have not reached `place`."""
+        import tensorflow as tf
+        from tensorflow.python.eager import context
+
+        absent = []
+        for task_type, addresses in self.cluster.tasks.items():
+            for index in range(len(addresses)):
+                try:
+                    context.context().get_config_key_value(self._key(place, task_type, index), 1)
+                except tf.errors.DeadlineExceededError:
+                    absent.append((task_type, index))
+        return absent
+
+    @staticmethod
+    def _key(place: str, task_type: str, index: int) -> str:
+        return f"{place}/{task_type}:{index}"
+
+
 @contextmanager
 def reporting_lost_workers(cluster: Cluster) -> Iterator[None]:
     """Turn TensorFlow's error for a worker that died or stopped answering into one line that
@@ -304,6 +393,8 @@ def lost_worker(message: str, cluster: Cluster) -> str:
         who = f"another worker of {cluster.source}"
     if "heartbeat" in message:
         why = "it stopped sending heartbeats"
+    elif TIMEOUT_VARIABLE in message:  # Workers' watchdog
+        why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
     elif aborted := re.search(r"aborted by: (.+)", message):
         why = f"the connection failed ({aborted.group(1).strip()})"
     else:
@@ -365,7 +456,7 @@ def check_workers_agree(
     config: Params,
     images: np.ndarray,
     test_images: np.ndarray,
-    source: str = VARIABLE,
+    cluster: Cluster,
 ) -> None:
     """Stop with one line unless every worker is to train the same model on the same data: their
     steps would not pair up, and each would wait for the others' forever. Call it before building
@@ -382,7 +473,7 @@ def check_workers_agree(
     )
     if not np.array_equal(total.numpy(), replicas * values.numpy()):
         raise StageError(
-            f"the workers of {source} do not train the same thing: this one has {mine[0]} "
+            f"the workers of {cluster.source} do not train the same thing: this one has {mine[0]} "
             f"training and {mine[1]} test images, batch_size {mine[2]}, {mine[3]} epochs; "
             f"allowed: the same commit, params.yaml and data/prepared/ on every worker"
         )

@@ -34,8 +34,11 @@ def main() -> None:
     # What the model gets: the images, or a denoising autoencoder's noisy ones, to give back clean.
     inputs = noise.training_inputs(train_images, config)
     test_inputs = noise.test_inputs(test_images, config)
+    workers = distribute.Workers(strategy, cluster)
     if cluster.size > 1:
-        distribute.check_workers_agree(strategy, config, train_images, test_images, cluster.source)
+        with distribute.reporting_lost_workers(cluster):
+            workers.meet("data loaded")
+            distribute.check_workers_agree(strategy, config, train_images, test_images, cluster)
 
     model.seed_everything(config.train.seed)
     with strategy.scope():  # its variables: mirrored on every replica
@@ -47,7 +50,13 @@ def main() -> None:
         "test_targets": test_images,
     }
     fit = functools.partial(
-        training.fit, autoencoder, config.train, **arrays, strategy=strategy, checkpoint=checkpoint
+        training.fit,
+        autoencoder,
+        config.train,
+        **arrays,
+        strategy=strategy,
+        workers=workers,
+        checkpoint=checkpoint,
     )
     if not cluster.is_chief:
         # Another worker of a multi-worker run trains in step with the chief, which writes

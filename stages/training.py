@@ -47,6 +47,7 @@ def fit(
     test_inputs,
     test_targets,
     strategy: tf.distribute.Strategy | None = None,
+    workers: distribute.Workers | None = None,
     on_epoch: Callable[[Epoch], None] | None = None,
     checkpoint: Checkpoint | None = None,
 ) -> list[Epoch]:
@@ -59,7 +60,8 @@ def fit(
     The inputs are the images themselves, or for a denoising autoencoder the images with noise
     (stages/noise.py): noised once, as the tutorial does, and the same arrays fit() would get.
     Under a strategy (the autoencoder built in its scope), each batch is split between the
-    replicas, which add up their gradients: the same steps, on more devices.
+    replicas, which add up their gradients: the same steps, on more devices. The `workers` of a
+    multi-worker run meet before each epoch.
     """
     strategy = strategy or tf.distribute.get_strategy()
     inputs, targets = as_tensor(inputs), as_tensor(targets)
@@ -128,6 +130,8 @@ def fit(
     for number in range(len(history) + 1, train.epochs + 1):
         started = time.perf_counter()
         order = shuffler.permutation(n_images) if train.shuffle else np.arange(n_images)
+        if workers:
+            workers.meet(f"epoch {number}")
         loss, val_loss = epoch(order.astype(np.int32))
         history.append(Epoch(number, float(loss), float(val_loss), time.perf_counter() - started))
         if checkpoint:  # first: an interruption in on_epoch then loses nothing

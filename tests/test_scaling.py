@@ -2,6 +2,7 @@
 chief under `dvc repro`, the other as `python -m stages.train`), against the one-device run."""
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.scaling import free_ports
+from benchmarks.scaling import free_ports, usage_of
 from stages import distribute, params
 from stages.cli import StageError
 from stages.paths import METRICS, MODEL, PREPARED, TRAIN_CURVES
@@ -250,11 +251,10 @@ TRAIN = [sys.executable, "-m", "stages.train"]
 
 
 @contextlib.contextmanager
-def two_workers(chief: Path, worker: Path, timeout: int = 60):
-    """Both workers started as `python -m stages.train` (their lines unbuffered), all-reduces
-    waiting `timeout` seconds at most."""
+def two_workers(chief: Path, worker: Path, timeout: int = 60, other_output=subprocess.PIPE):
+    """Both workers started as `python -m stages.train` (their lines unbuffered), waiting for each
+    other `timeout` seconds at most; the other worker's lines go to `other_output`."""
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     with contextlib.ExitStack() as stack:
         yield (
             addresses,
@@ -268,10 +268,13 @@ def two_workers(chief: Path, worker: Path, timeout: int = 60):
                             "TRAIN_WORKER_TIMEOUT": str(timeout),
                             "PYTHONUNBUFFERED": "1",
                         },
-                        **pipes,
+                        stdout=output,
+                        stderr=subprocess.PIPE,
                     )
                 )
-                for index, folder in enumerate((chief, worker))
+                for index, (folder, output) in enumerate(
+                    ((chief, subprocess.PIPE), (worker, other_output))
+                )
             ],
         )
 
@@ -329,6 +332,78 @@ def test_a_signal_while_waiting_for_a_stopped_worker_ends_train_within_5_s(tmp_p
         r"a rerun resumes at epoch \d of 3",
         error_line(errors),
     )
+
+
+# A run of many short steps: 250 an epoch (2000 images in batches of 8), in seconds.
+MANY_STEPS = {"train.strategy": "multi_worker", "train.batch_size": 8, "train.epochs": 6}
+STUCK_TIMEOUT = 5  # TRAIN_WORKER_TIMEOUT, seconds
+
+
+@pytest.fixture(scope="module")
+def stuck_after_many_steps(tmp_path_factory) -> dict:
+    """Two workers on 127.0.0.1 through 3 epochs of 250 steps, each one's threads counted after
+    every epoch; then the other worker's output blocks, as a full pipe that nobody reads would:
+    it is alive and sends heartbeats, but never reaches the next epoch."""
+    folder = tmp_path_factory.mktemp("many_steps")
+    chief = make_workspace(folder / "chief", downloaded=True)
+    set_params(chief / "params.yaml", MANY_STEPS)
+    stage("prepare", chief, check=True)
+    worker = shutil.copytree(chief, folder / "worker")
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, 4096)  # the smallest pipe Linux has: one page
+    threads = []
+    with (
+        open(reader) as other_lines,
+        two_workers(chief, worker, STUCK_TIMEOUT, other_output=writer) as (addresses, processes),
+    ):
+        for line in other_lines:
+            if line.startswith("Epoch "):
+                threads.append([usage_of(process)[0] for process in processes])
+                if len(threads) == 3:
+                    break
+        fill(writer)  # the worker's next line blocks
+        blocked = time.monotonic()
+        _, errors = processes[0].communicate(timeout=STUCK_TIMEOUT + 60)  # or it waits forever
+        seconds = time.monotonic() - blocked
+        os.close(writer)
+    return {
+        "threads": threads,
+        "returncode": processes[0].returncode,
+        "errors": errors,
+        "address": addresses[1],
+        "seconds": seconds,
+    }
+
+
+def fill(pipe: int) -> None:
+    """Fill a pipe to the brim, through a write end of its own: the worker's must stay blocking."""
+    filler = os.open(f"/proc/self/fd/{pipe}", os.O_WRONLY | os.O_NONBLOCK)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(filler, b"\n")
+    os.close(filler)
+
+
+@pytest.mark.slow
+def test_the_threads_of_two_workers_stay_bounded_over_many_steps(stuck_after_many_steps):
+    # A thread kept per all-reduce (a collective's timeout) adds about 4 a step: 1000 an epoch.
+    first, *_, last = stuck_after_many_steps["threads"]
+    for before, after in zip(first, last, strict=True):
+        assert after <= before + 10, stuck_after_many_steps["threads"]
+
+
+@pytest.mark.slow
+def test_a_stuck_worker_is_named_on_one_line_within_the_timeout(stuck_after_many_steps):
+    run = stuck_after_many_steps
+    assert run["returncode"] == 1, run["errors"]
+    assert re.fullmatch(
+        rf"error: lost worker 1 of TF_CONFIG \({re.escape(run['address'])}\): no answer within "
+        rf"TRAIN_WORKER_TIMEOUT={STUCK_TIMEOUT} s; restart every worker "
+        r"\(a rerun starts from epoch 1\)",  # no DVC repository here, so no checkpoint
+        error_line(run["errors"]),
+    )
+    # The chief waits the timeout at the next epoch, then gives up: an epoch or two more at most.
+    assert STUCK_TIMEOUT <= run["seconds"] < STUCK_TIMEOUT + 15, run["seconds"]
 
 
 @pytest.mark.slow
