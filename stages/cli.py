@@ -59,7 +59,7 @@ def rerun_note() -> str:
 
 def run(main: Callable[[], None], on_failure: Callable[[], None] | None = None) -> None:
     """Run a stage's main(); turn StageError and interruptions into one line and an exit code,
-    after calling `on_failure`, if given.
+    after calling `on_failure`, if given. Any other failure calls it too, then shows its traceback.
 
     A signal raises KeyboardInterrupt in the main thread, which unwinds through the `finally`
     blocks that remove temporary files and folders. Where the main thread cannot run Python
@@ -81,6 +81,9 @@ def run(main: Callable[[], None], on_failure: Callable[[], None] | None = None) 
     except KeyboardInterrupt as interruption:
         _call_on_failure(on_failure)
         _exit_interrupted(signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
+    except Exception:  # disk full, permission denied, MemoryError, a bug: clean up, then tell all
+        _call_on_failure(on_failure)
+        raise
     # Every output is written and closed. Python's last garbage collection at exit would walk
     # TensorFlow's millions of objects for about a second; the OS frees them all at once anyway.
     gc.freeze()

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -44,7 +45,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path)
     # Same folder (so the rename is atomic) and same suffix (Keras and Matplotlib go by it).
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=path.suffix)
     os.close(fd)
     temporary = Path(name)
     _temporaries.add(temporary)
@@ -62,7 +63,7 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; move it onto `path` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path)
-    temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path)))
     temporary.chmod(0o777 & ~_umask())  # mkdtemp makes it private
     previous = temporary.with_name(f"{temporary.name}.previous")
     _temporaries.update((temporary, previous))
@@ -81,12 +82,28 @@ def atomic_folder(path: Path) -> Iterator[Path]:
         _temporaries.difference_update((temporary, previous))
 
 
+# The temporary beside an output: ".NAME.partial-" and tempfile's 8 random characters, then for a
+# file the output's suffix, for a folder nothing or ".previous" (atomic_folder's old one).
+TEMPORARY_MARK = "partial-"
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{TEMPORARY_MARK}"
+
+
 def remove_leftovers(path: Path) -> None:
-    """Remove what a write of `path` killed by SIGKILL left beside it: its temporary files or
-    folders, named as this module names them. DVC runs one stage of a workspace at a time, so
-    no other write of `path` is under way."""
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        if leftover not in _temporaries:
+    """Remove what a write of `path` killed by SIGKILL left beside it: a file or folder named
+    exactly as this module names its temporaries, never anything else. DVC runs one stage of a
+    workspace at a time, so no other write of `path` is under way."""
+    random = r"[a-z0-9_]{8}"
+    mine = {
+        False: re.compile(re.escape(_prefix(path)) + random + re.escape(path.suffix)),
+        True: re.compile(re.escape(_prefix(path)) + random + r"(\.previous)?"),
+    }
+    for leftover in path.parent.glob(f"{glob.escape(_prefix(path))}*"):
+        if leftover.is_symlink() or leftover in _temporaries:
+            continue
+        if mine[leftover.is_dir()].fullmatch(leftover.name):
             remove(leftover)
 
 

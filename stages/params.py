@@ -7,6 +7,7 @@ declarations in order; `python -m stages.params` prints them as a table.
 
 import math
 import re
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,6 +48,18 @@ class Invalid(Exception):
 
     def __init__(self, problem: str | None = None, allowed: str | None = None, key: str = ""):
         self.problem, self.allowed, self.key = problem, allowed, key
+
+
+# A value as an error line shows it: cut short, however large (YAML aliases can make a 2 KB file
+# a value of millions of items).
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxtuple, _SHOWN.maxdict = 1, 10, 10, 4
+_SHOWN.maxstring = _SHOWN.maxother = 60
+
+
+def shown(value) -> str:
+    """`repr(value)`, cut short."""
+    return _SHOWN.repr(value)
 
 
 # What the rules below may read of the keys before theirs: {"data": {"dataset": "mnist", ...}}.
@@ -162,7 +175,7 @@ class Mirrors:
             if dataset not in DATASETS:
                 raise Invalid("is not a known dataset", ", ".join(DATASETS), key=dataset)
             if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
-                raise Invalid(f"is {sources!r}", "a list of URLs or folders", key=dataset)
+                raise Invalid(f"is {shown(sources)}", "a list of URLs or folders", key=dataset)
         return value
 
 
@@ -188,7 +201,7 @@ class Classes:
             or (len(labels) == count and "every class, where a subset is needed (all says that)")
         )
         if why:
-            raise Invalid(f"is {value!r}, {why}")
+            raise Invalid(f"is {shown(value)}, {why}")
         return tuple(sorted(labels))
 
 
@@ -336,11 +349,15 @@ def parse(text: str, path: Path | str = PARAMS) -> Params:
             elif section is None:
                 problem = "is empty"
             else:
-                problem = f"is {section!r}, not a mapping"
+                problem = f"is {shown(section)}, not a mapping"
             raise fail(name, problem, f"a mapping with keys {', '.join(expected)}")
         for found in section:
             if found not in expected:
-                raise fail(f"{name}.{found}", "is not a known key", ", ".join(expected))
+                raise fail(
+                    f"{name}.{found if isinstance(found, str) else shown(found)}",
+                    "is not a known key",
+                    ", ".join(expected),
+                )
 
     loaded: Loaded = {}
     for name, kind in SECTIONS.items():
@@ -355,11 +372,13 @@ def parse(text: str, path: Path | str = PARAMS) -> Params:
                 loaded[name][declaration.name] = rule.parse(value, loaded)
             except Invalid as invalid:
                 inner = f"{dotted}.{invalid.key}" if invalid.key else dotted
-                problem = invalid.problem or f"is {value!r}"
+                problem = invalid.problem or f"is {shown(value)}"
                 raise fail(inner, problem, invalid.allowed or allowed) from None
         if name == "model" and loaded[name]["kind"] == "vae" and loaded[name]["l1"] > 0:
             # Its code is a distribution that the KL term already pulls towards N(0, I).
-            raise fail("model.l1", f"is {loaded[name]['l1']!r} with model.kind vae", "0 for a vae")
+            raise fail(
+                "model.l1", f"is {shown(loaded[name]['l1'])} with model.kind vae", "0 for a vae"
+            )
     return Params(**{name: SECTIONS[name](**values) for name, values in loaded.items()})
 
 

@@ -67,3 +67,34 @@ def test_sigint_ignored_by_the_caller_stays_ignored():
     )
     assert result.returncode == 0
     assert result.stdout == "went on\n"
+
+
+@pytest.mark.parametrize(
+    ("failure", "shown"),
+    [
+        (
+            "raise OSError(28, 'No space left on device')",
+            "OSError: [Errno 28] No space left on device",
+        ),
+        ("raise MemoryError", "MemoryError"),
+        ("raise StageError('params.yaml: model.l1 is -1')", None),
+    ],
+    ids=["disk full", "out of memory", "user error"],
+)
+def test_every_failure_runs_the_stages_clean_up_first(failure, shown):
+    code = "\n".join(
+        [
+            "from stages.cli import StageError, run",
+            "def main():",
+            f"    {failure}",
+            "run(main, on_failure=lambda: print('put back', flush=True))",
+        ]
+    )
+    result = run([sys.executable, "-c", code], REPO, check=False, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == "put back\n"
+    if shown:  # not the user's error: its traceback, after the clean-up
+        assert result.stderr.startswith("Traceback"), result.stderr
+        assert result.stderr.splitlines()[-1] == shown
+    else:
+        assert result.stderr == "error: params.yaml: model.l1 is -1\n"

@@ -58,3 +58,41 @@ def test_a_folder_write_replaces_the_whole_folder(tmp_path, existed):
     assert [p.name for p in path.iterdir()] == ["metrics.json"]
     assert (path / "metrics.json").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_write_removes_only_its_own_leftovers_never_the_users_files(tmp_path):
+    # What a write killed by SIGKILL leaves: a temporary file, a temporary folder and the old
+    # folder set aside, named as stages/files.py names them.
+    leftovers = [
+        ".scores.csv.partial-k3x_9a2b.csv",
+        ".train.partial-0q1w2e3r",
+        ".train.partial-0q1w2e3r.previous",
+    ]
+    (tmp_path / leftovers[0]).write_text("half")
+    for folder in leftovers[1:]:
+        (tmp_path / folder).mkdir()
+    # The user's own, beside the outputs: a backup, a folder of theirs, and names close to ours.
+    users = [
+        ".scores.csv.bak",
+        ".scores.csv.orig",
+        ".scores.csv.partial-notmine",
+        ".scores.csv.partial-k3x_9a2b.csv.keep",
+        ".train.d",
+        ".train.partial-0q1w2e3r.old",
+    ]
+    for name in users[:4]:
+        (tmp_path / name).write_text("the user's")
+    for name in users[4:]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "notes.txt").write_text("the user's")
+    (tmp_path / ".scores.csv.partial-abcdefgh.csv").symlink_to(tmp_path / ".scores.csv.bak")
+
+    with atomic_path(tmp_path / "scores.csv") as temporary:
+        temporary.write_text("new")
+    with atomic_folder(tmp_path / "train") as temporary:
+        (temporary / "metrics.json").write_text("new")
+
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == sorted([*users, ".scores.csv.partial-abcdefgh.csv", "scores.csv", "train"])
+    assert all((tmp_path / name).read_text() == "the user's" for name in users[:4])
+    assert all((tmp_path / name / "notes.txt").exists() for name in users[4:])

@@ -218,6 +218,32 @@ def test_a_file_that_is_not_yaml_or_not_a_mapping_is_reported(tmp_path, text, pr
     assert load_error(path) == f"{path}: {problem}"
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["model.encoding_dim", "data.mirrors.mnist", "train"],
+    ids=["a value", "a mapping's value", "a section"],
+)
+def test_a_value_that_yaml_aliases_blow_up_is_shown_cut_short(tmp_path, key):
+    # Nine lists of nine references each: 387 million strings when written out, from 1 KB.
+    laughs = ['lol: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 9):
+        laughs.append(f"lol{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
+    text = (REPO / "params.yaml").read_text()
+    section, _, name = key.partition(".")
+    if name == "mirrors.mnist":
+        text = text.replace("    mnist:\n", "    mnist: *a8\n    unused:\n", 1)
+    elif name:
+        text = re.sub(rf"(?m)^  {name}: .*$", f"  {name}: *a8", text, count=1)
+    else:
+        text = re.sub(rf"(?m)^{section}:$", f"{section}: *a8\nunused:", text, count=1)
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(laughs) + "\n" + text)
+    assert len(path.read_bytes()) < 4000
+    message = load_error(path)
+    assert message.startswith(f"{path}: {key} is [[")
+    assert len(message) < 400, len(message)
+
+
 def test_a_missing_file_is_reported(tmp_path):
     path = tmp_path / "params.yaml"
     assert load_error(path) == f"{path}: cannot be read (No such file or directory)"
