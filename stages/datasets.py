@@ -35,6 +35,16 @@ class Dataset:
     classes: tuple[str, ...] = DIGITS  # the name of each label, for the figures
     class_kind: str = "digit"
 
+    def sizes(self) -> dict[str, int]:
+        """Each file's size once decompressed: an IDX header (16 bytes for images, 8 for
+        labels), then a byte per pixel or label."""
+        return {
+            TRAIN_IMAGES: 16 + self.train_count * IMAGE_SIZE,
+            TRAIN_LABELS: 8 + self.train_count,
+            TEST_IMAGES: 16 + self.test_count * IMAGE_SIZE,
+            TEST_LABELS: 8 + self.test_count,
+        }
+
 
 DATASETS = {
     dataset.name: dataset

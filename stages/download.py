@@ -2,22 +2,24 @@
 
 Sources are tried in order: $DATA_MIRROR (a folder or a base URL), then the mirrors in params.yaml.
 A file is checked by the digest of its *decompressed* content, so any faithful mirror will do.
-Over HTTP, each attempt waits up to $DATA_TIMEOUT seconds (default 30) and a failed one is tried
-again twice: after $DATA_RETRY_DELAY seconds (default 1), then after twice that.
+It is hashed as it arrives, and no source may send more than the file's known size: a source that
+sends too much, or not the whole file within $DATA_TIMEOUT seconds (default 60), has failed, and
+the next one is tried. Over HTTP a failed attempt is tried again twice: after $DATA_RETRY_DELAY
+seconds (default 1), then after twice that.
 """
 
 import hashlib
 import os
-import shutil
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from stages import idx, params
+from stages import params
 from stages.cli import StageError, run, seconds_from_environment
 from stages.datasets import DATASETS
 from stages.files import atomic_folder
@@ -44,18 +46,35 @@ class SourceDown(SourceFailed):
     """A source that did not answer after every retry: the other files do not wait for it again."""
 
 
+@dataclass(frozen=True)
+class Expected:
+    """A file as the dataset defines it: its name, the SHA-256 and size of its decompressed
+    content, and so the most bytes a source may send for it."""
+
+    name: str
+    sha256: str
+    size: int
+
+    @property
+    def most_compressed(self) -> int:
+        # gzip stores what it cannot compress as it is, with a few bytes per 32 KB block.
+        return self.size + self.size // 1000 + 1024
+
+
 def main() -> None:
     data = params.load().data
     patience = Patience(
-        timeout=seconds_from_environment("DATA_TIMEOUT", default=30.0),
+        timeout=seconds_from_environment("DATA_TIMEOUT", default=60.0),
         retry_delay=seconds_from_environment("DATA_RETRY_DELAY", default=1.0),
     )
     sources = sources_for(data)
     down: dict[str, str] = {}  # source -> why it did not answer
+    dataset = DATASETS[data.dataset]
     # Fetch into a hidden folder that replaces data/raw/ at the end: it is whole or untouched.
     with atomic_folder(RAW) as staging:
-        for name, sha256 in DATASETS[data.dataset].sha256.items():
-            fetch_verified(name, sha256, sources, staging / name, down, patience)
+        for name, sha256 in dataset.sha256.items():
+            expected = Expected(name, sha256, dataset.sizes()[name])
+            fetch_verified(expected, sources, staging / name, down, patience)
 
 
 def sources_for(data: params.DataParams) -> list[str]:
@@ -70,8 +89,7 @@ def sources_for(data: params.DataParams) -> list[str]:
 
 
 def fetch_verified(
-    name: str,
-    sha256: str,
+    expected: Expected,
     sources: list[str],
     destination: Path,
     down: dict[str, str],
@@ -83,9 +101,8 @@ def fetch_verified(
             failures.append(f"{source} (skipped: {down[source]}, for an earlier file)")
             continue
         try:
-            fetch(source, name, destination, patience)
-            verify(destination, sha256)
-            print(f"{name}: verified, from {source}")
+            fetch(source, expected, destination, patience)
+            print(f"{expected.name}: verified, from {source}")
             return
         except SourceFailed as failure:
             destination.unlink(missing_ok=True)
@@ -93,31 +110,40 @@ def fetch_verified(
             if isinstance(failure, SourceDown):
                 down[source] = str(failure)
     raise StageError(
-        f"could not get {name} from any source: {'; '.join(failures)}. "
+        f"could not get {expected.name} from any source: {'; '.join(failures)}. "
         "To use a local copy, set DATA_MIRROR to a folder or base URL that holds the .gz files, "
         "e.g. DATA_MIRROR=/path/to/folder dvc repro"
     )
 
 
-def fetch(source: str, name: str, destination: Path, patience: Patience) -> None:
+def fetch(source: str, expected: Expected, destination: Path, patience: Patience) -> None:
     if "://" in source:
-        download(source.rstrip("/") + "/" + name, destination, patience)
+        download(source.rstrip("/") + "/" + expected.name, expected, destination, patience)
         return
+    path = Path(source) / expected.name
     try:
-        shutil.copyfile(Path(source) / name, destination)
+        file = path.open("rb")
     except OSError as error:
-        raise SourceFailed(f"{error.strerror}: {Path(source) / name}") from None
+        raise SourceFailed(f"{error.strerror}: {path}") from None
+    with file:
+        try:
+            receive(file, expected, destination, time.monotonic() + patience.timeout, patience)
+        except TooSlow as error:  # a folder on a network file system that hangs
+            raise SourceFailed(why(error, patience)) from None
 
 
-def download(url: str, destination: Path, patience: Patience) -> None:
+def download(url: str, expected: Expected, destination: Path, patience: Patience) -> None:
     """Download with a timeout, retrying what may pass (timeouts, resets, 5xx) but not a 404."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
+            deadline = time.monotonic() + patience.timeout
             with urllib.request.urlopen(url, timeout=patience.timeout) as response:
-                expected = int(response.headers.get("Content-Length") or 0) or None
-                received = copy_with_progress(response, destination, expected, url)
-            if expected is not None and received != expected:
-                raise ConnectionError(f"transfer cut short at {received} of {expected} bytes")
+                length = int(response.headers.get("Content-Length") or 0) or None
+                if length and length > expected.most_compressed:
+                    raise too_large(length, expected)
+                received = receive(response, expected, destination, deadline, patience, length)
+            if length is not None and received != length:
+                raise ConnectionError(f"transfer cut short at {received} of {length} bytes")
             return
         except urllib.error.HTTPError as error:
             if error.code < 500:
@@ -132,40 +158,101 @@ def download(url: str, destination: Path, patience: Patience) -> None:
     raise SourceDown(f"{reason}, after {ATTEMPTS} attempts")
 
 
+class TooSlow(TimeoutError):
+    """A source that answers, but does not send the whole file within DATA_TIMEOUT."""
+
+
 def why(error: Exception | str, patience: Patience) -> str:
     """What went wrong, in a few words; a timeout names the setting that bounds it."""
+    if isinstance(error, TooSlow):
+        return f"timed out: the file was not whole within DATA_TIMEOUT={patience.timeout:g} s"
     if isinstance(error, TimeoutError):
         return f"timed out: no answer within DATA_TIMEOUT={patience.timeout:g} s"
     return str(error) or type(error).__name__
 
 
-def copy_with_progress(response, destination: Path, expected: int | None, url: str) -> int:
-    received = 0
+def too_large(sent: int, expected: Expected) -> SourceFailed:
+    return SourceFailed(
+        f"too large: {sent} bytes or more for {expected.name}; allowed: at most "
+        f"{expected.most_compressed}, as its {expected.size} bytes decompressed need"
+    )
+
+
+def receive(
+    source,
+    expected: Expected,
+    destination: Path,
+    deadline: float,
+    patience: Patience,
+    length: int | None = None,
+) -> int:
+    """Copy `source` (a readable binary stream) to `destination`, hashing its decompressed
+    content as it comes, within the bounds `expected` sets and before `deadline`; return the
+    number of bytes received. Raise SourceFailed for content that is not the file's."""
+    sent = 0
+    content = Gunzip(expected)
     with (
         destination.open("wb") as file,
         tqdm(
-            total=expected,
+            total=length,
             unit="B",
             unit_scale=True,
-            desc=url.rsplit("/", 1)[-1],
+            desc=expected.name,
             leave=False,
             disable=None,
         ) as progress,
     ):
-        while chunk := response.read(CHUNK_BYTES):
+        while chunk := source.read1(CHUNK_BYTES):  # what has come: a slow source meets the deadline
+            sent += len(chunk)
+            if sent > expected.most_compressed:
+                raise too_large(sent, expected)
+            if time.monotonic() > deadline:
+                raise TooSlow()
             file.write(chunk)
-            received += len(chunk)
+            content.feed(chunk)
             progress.update(len(chunk))
-    return received
+    if length is None or sent == length:  # else cut short, which download reports
+        content.check()
+    return sent
 
 
-def verify(path: Path, sha256: str) -> None:
-    try:
-        actual = hashlib.sha256(idx.gunzip(path)).hexdigest()
-    except idx.IdxError as error:
-        raise SourceFailed(str(error).removeprefix(f"{path}: ")) from None
-    if actual != sha256:
-        raise SourceFailed(f"checksum mismatch for {path.name}: expected {sha256}, got {actual}")
+class Gunzip:
+    """The decompressed content of a gzip stream fed to it piece by piece, hashed and counted,
+    never held whole; SourceFailed as soon as it is more than the file's size or not gzip."""
+
+    def __init__(self, expected: Expected):
+        self.expected = expected
+        self.digest, self.size = hashlib.sha256(), 0
+        self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip's header and trailer
+
+    def feed(self, data: bytes) -> None:
+        try:
+            while data:
+                if self.inflate.eof:  # a gzip file may hold several members, one after another
+                    data, self.inflate = self.inflate.unused_data, zlib.decompressobj(31)
+                    continue
+                piece = self.inflate.decompress(data, CHUNK_BYTES)
+                self.size += len(piece)
+                if self.size > self.expected.size:
+                    raise SourceFailed(
+                        f"too large: {self.expected.name} decompresses to more than its "
+                        f"{self.expected.size} bytes"
+                    )
+                self.digest.update(piece)
+                data = self.inflate.unconsumed_tail
+        except zlib.error as error:
+            raise SourceFailed(f"corrupt or truncated gzip file ({error})") from None
+
+    def check(self) -> None:
+        """That the stream ended where the gzip file does, with the file's content."""
+        if not self.inflate.eof:
+            raise SourceFailed("corrupt or truncated gzip file (it ends in the middle)")
+        actual = self.digest.hexdigest()
+        if actual != self.expected.sha256:
+            raise SourceFailed(
+                f"checksum mismatch for {self.expected.name}: expected {self.expected.sha256}, "
+                f"got {actual}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """The download stage: the four files from the first source that has them right, or an error."""
 
+import contextlib
 import gzip
 import hashlib
+import resource
 import shutil
 import socket
+import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +20,7 @@ import pytest
 from stages import download, prepare
 from stages.cli import StageError
 from stages.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_LABELS
-from tests.conftest import SAMPLE, QuietHandler, error_line, serving, set_params, stage
+from tests.conftest import SAMPLE, QuietHandler, error_line, run, serving, set_params, stage
 
 FILES = sorted(DATASETS["mnist_sample"].sha256)
 EXPECTED_SHA256 = DATASETS["mnist_sample"].sha256[TRAIN_IMAGES]
@@ -203,6 +207,21 @@ class FaultyHandler(QuietHandler):
             self.release.wait(60)
         elif self.fault == "500":
             self.send_error(500)
+        elif self.fault == "too large":
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 40))
+            self.end_headers()
+        elif self.fault == "endless":  # a gzip stream of zeros, a little at a time, never done
+            self.send_response(200)
+            self.end_headers()
+            compress = zlib.compressobj(6, zlib.DEFLATED, 31)
+            with contextlib.suppress(OSError):  # until the client gives up
+                while not self.release.is_set():
+                    self.wfile.write(
+                        compress.compress(bytes(100)) + compress.flush(zlib.Z_SYNC_FLUSH)
+                    )
+                    self.wfile.flush()
+                    time.sleep(0.05)
         elif self.fault == "cut short":
             whole = (SAMPLE / name).read_bytes()
             self.send_response(200)
@@ -322,7 +341,7 @@ def test_a_source_found_down_is_named_but_not_waited_for_again(
     assert message.startswith(
         f"could not get {TEST_IMAGES} from any source: {broken} (skipped: HTTP 500 Internal "
         f"Server Error, after {download.ATTEMPTS} attempts, for an earlier file); {bad} "
-        f"(checksum mismatch for {TEST_IMAGES}: "
+        f"(too large: {TEST_IMAGES} decompresses to more than its 392016 bytes)"
     )
     assert requests == {TRAIN_IMAGES: download.ATTEMPTS}
     assert not (in_workspace / "data" / "raw").exists()
@@ -401,3 +420,64 @@ def test_fashion_mnist_comes_from_debians_package_as_params_yaml_says(in_workspa
     labels = np.load(in_workspace / "data/prepared/train_labels.npy")
     assert np.bincount(labels).tolist() == [6000] * 10  # Fashion-MNIST's classes are balanced
     assert len(np.load(in_workspace / "data/prepared/test_labels.npy")) == 10000
+
+
+def gzip_bomb(path: Path, gibibytes: int = 1) -> None:
+    """A gzip file of about 1 MB that decompresses to `gibibytes` GiB of zeros."""
+    compress, zeros = zlib.compressobj(6, zlib.DEFLATED, 31), bytes(1 << 24)
+    with path.open("wb") as file:
+        for _ in range(gibibytes * 64):
+            file.write(compress.compress(zeros))
+        file.write(compress.flush())
+
+
+def limit_memory() -> None:
+    """Give the process 1 GiB of address space, as a small container or a ulimit would."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_a_gzip_bomb_under_a_memory_limit_is_one_line_and_the_next_source_is_tried(
+    in_workspace, tmp_path
+):
+    bad = mirror_copy(tmp_path)
+    gzip_bomb(bad / TRAIN_IMAGES)
+    use_mirrors(in_workspace, str(bad), str(bad))  # the next source: as bad
+    environment = {"DATA_MIRROR": str(bad)}
+    result = run_limited(in_workspace, environment)
+    assert result.returncode == 1, result.stderr
+    reason = f"(too large: {TRAIN_IMAGES} decompresses to more than its 1568016 bytes)"
+    assert error_line(result.stderr).count(reason) == 3  # each source tried, each refused
+    assert not (in_workspace / "data" / "raw").exists()
+
+    use_mirrors(in_workspace, str(bad), str(SAMPLE))
+    result = run_limited(in_workspace, environment)
+    assert result.returncode == 0, result.stderr
+    assert f"{TRAIN_IMAGES}: verified, from {SAMPLE}" in result.stdout
+    assert_raw_is_the_sample(in_workspace)
+
+
+def run_limited(workspace: Path, environment: dict):
+    """The download stage, with 1 GiB of memory."""
+    command = [sys.executable, "-m", "stages.download"]
+    return run(command, workspace, environment, check=False, preexec_fn=limit_memory)
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("too large", f"too large: {1 << 40} bytes or more for {TRAIN_IMAGES}; allowed: at most "),
+        ("endless", "timed out: the file was not whole within DATA_TIMEOUT=1 s, after 3 attempts"),
+    ],
+)
+def test_a_source_that_sends_too_much_or_never_ends_fails_within_the_timeout(
+    in_workspace, fault, reason
+):
+    use_mirrors(in_workspace)  # the faulty server is the only source
+    with faulty_server(fault) as (url, _, _):
+        environment = {"DATA_MIRROR": url, "DATA_TIMEOUT": "1", "DATA_RETRY_DELAY": "0.01"}
+        started = time.monotonic()
+        result = stage("download", in_workspace, environment)
+        seconds = time.monotonic() - started
+    assert result.returncode == 1
+    assert f"{url} ({reason}" in error_line(result.stderr)
+    assert seconds < 3 * 2 + 5  # each of 3 attempts within about DATA_TIMEOUT, then exit
