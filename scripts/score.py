@@ -27,7 +27,7 @@ from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
 from stages.files import atomic_path
 from stages.paths import EVALUATION_METRICS, MODEL
 from stages.prepare import scale_and_flatten
-from stages.scores import reconstruction_errors
+from stages.scores import anomalous, reconstruction_errors
 
 PATHS_ALLOWED = "a folder of .png files, a .png file or a .npy array"
 PNG_ALLOWED = "a PNG image of any size, light on dark"
@@ -50,15 +50,15 @@ def main() -> None:
 
     autoencoder = model.load_autoencoder(args.model)
     errors = reconstruction_errors(images, reconstruct(autoencoder, images))
-    anomalous = errors >= threshold
+    flagged = anomalous(errors, threshold)
     with atomic_path(args.output) as temporary, temporary.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["file", "error", "anomalous"])
-        for name, error, flagged in zip(names, errors, anomalous, strict=True):
-            writer.writerow([name, float(error), "true" if flagged else "false"])
+        for name, error, is_anomalous in zip(names, errors, flagged, strict=True):
+            writer.writerow([name, float(error), "true" if is_anomalous else "false"])
     skipped = f"; {bad} bad file{'s' * (bad != 1)} skipped" if bad else ""
     print(
-        f"{args.output}: {len(names)} images scored, {anomalous.sum()} anomalous "
+        f"{args.output}: {len(names)} images scored, {flagged.sum()} anomalous "
         f"(error >= {threshold:.6g}, {source}){skipped}"
     )
     if bad:

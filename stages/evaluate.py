@@ -28,7 +28,7 @@ from stages.paths import (
     TRAIN_IMAGES,
     TRAIN_LABELS,
 )
-from stages.scores import bce, mse, psnr, reconstruction_errors
+from stages.scores import anomalous, bce, mse, psnr, reconstruction_errors
 
 LABELLED_PER_CLASS = 10  # the probe's labelled training images: 100 for ten classes
 # Without outliers to tell apart (data.normal_classes: all), the threshold flags the 1% of test
@@ -110,7 +110,7 @@ def anomaly_detection(scores: np.ndarray, outliers: np.ndarray | None) -> tuple[
     threshold flags FLAGGED_WITHOUT_OUTLIERS of the test images, and the curve is empty."""
     if outliers is None:
         threshold = float(np.quantile(scores, 1 - FLAGGED_WITHOUT_OUTLIERS))
-        return {"threshold": threshold, "flagged": float(np.mean(scores >= threshold))}, []
+        return {"threshold": threshold, "flagged": float(np.mean(anomalous(scores, threshold)))}, []
     if outliers.all() or not outliers.any():
         which = "inliers" if outliers.all() else "outliers"
         raise StageError(
@@ -122,7 +122,7 @@ def anomaly_detection(scores: np.ndarray, outliers: np.ndarray | None) -> tuple[
     anomaly = {
         "auroc": float(roc_auc_score(outliers, scores)),
         "threshold": float(thresholds[best]),
-        "flagged": float(np.mean(scores >= thresholds[best])),
+        "flagged": float(np.mean(anomalous(scores, thresholds[best]))),
         "true_positive_rate": float(true_positives[best]),
         "false_positive_rate": float(false_positives[best]),
     }

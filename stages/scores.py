@@ -28,3 +28,9 @@ def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np
     """Each image's mean squared error per pixel: the anomaly score, and the figures' error."""
     difference = images.astype(np.float64) - reconstructions
     return np.mean(difference**2, axis=1)
+
+
+def anomalous(errors: np.ndarray, threshold: float) -> np.ndarray:
+    """Which images the threshold flags: those whose error reaches it (roc_curve's rule, so that
+    the threshold's own image counts as flagged, as its true and false positive rates say)."""
+    return errors >= threshold

@@ -15,6 +15,7 @@ import pytest
 from scripts import anomaly
 from stages import evaluate, params
 from stages.cli import StageError
+from stages.scores import anomalous
 from tests.conftest import copy_run, run
 from tests.test_plots_offline import CHROMIUM, PAGE, plot_div, rendered
 
@@ -42,6 +43,23 @@ def test_a_perfect_score_has_auroc_1_and_a_threshold_between_inliers_and_outlier
     assert roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
 
 
+def test_the_threshold_is_where_true_minus_false_positive_rates_peak_worked_by_hand():
+    # Outlier 0.05 scores below every inlier: flagging it too (a threshold of 0.05) would flag
+    # every inlier as well. At 0.5, 4 of the 5 outliers and no inlier: 0.8 - 0.0, the most.
+    outliers = np.repeat([True, False], 5)
+    scores = np.array([0.5, 0.7, 0.8, 0.9, 0.05, 0.1, 0.2, 0.3, 0.4, 0.45])
+    anomaly, _ = evaluate.anomaly_detection(scores, outliers)
+    assert anomaly["threshold"] == 0.5
+    assert (anomaly["true_positive_rate"], anomaly["false_positive_rate"]) == (0.8, 0.0)
+    assert anomaly["flagged"] == 0.4  # 0.5 itself is flagged: an error reaching the threshold
+    assert anomaly["auroc"] == pytest.approx(20 / 25)  # the pairs outlier above inlier
+
+
+def test_an_image_is_anomalous_when_its_error_reaches_the_threshold():
+    errors = np.array([0.1, 0.2, 0.3])
+    assert anomalous(errors, 0.2).tolist() == [False, True, True]
+
+
 def test_a_reversed_score_has_auroc_0_and_a_random_one_about_half():
     outliers = np.repeat([False, True], 500)
     reversed_scores = np.where(outliers, 0.1, 0.5)
@@ -60,6 +78,15 @@ def test_without_outliers_the_threshold_flags_one_percent_and_there_is_no_curve(
 def test_a_test_set_without_inliers_or_outliers_is_one_line(which, outliers):
     with pytest.raises(StageError, match=f"holds no {which} of data.normal_classes"):
         evaluate.anomaly_detection(np.arange(10.0), np.full(10, outliers))
+
+
+def test_pca_is_fitted_on_the_training_images_and_scores_the_test_images():
+    # The training images vary in pixels 0 to 4 only; the test images also have pixel 5 at 0.9,
+    # which the training images' components cannot reach: it comes back as their 0.5.
+    train, test = np.full((300, 784), 0.5), np.full((50, 784), 0.5)
+    train[:, :5], test[:, :5], test[:, 5] = RNG.random((300, 5)), RNG.random((50, 5)), 0.9
+    scores = evaluate.pca_baseline(train, test, config(encoding_dim=5))
+    assert scores["mse"] == pytest.approx(0.4**2 / 784)
 
 
 def test_pca_of_data_of_known_rank_reconstructs_it_exactly_with_that_many_components():
