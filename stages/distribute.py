@@ -23,6 +23,7 @@ wait TRAIN_WORKER_TIMEOUT seconds (default 120) at most. Either way they exit wi
 the worker they lost.
 """
 
+import functools
 import json
 import os
 import re
@@ -66,7 +67,10 @@ SLURM_VARIABLES = (
 SLURM_PORTS_FROM = 20000
 SLURM_PORT_BLOCKS = 2500
 SLURM_TASKS_PER_NODE = 16
-DEADLINE_EXCEEDED = 4  # TensorFlow's error code (tf.errors.DEADLINE_EXCEEDED)
+# TensorFlow's error codes (tf.errors.DEADLINE_EXCEEDED, tf.errors.UNAVAILABLE).
+DEADLINE_EXCEEDED, UNAVAILABLE = 4, 14
+# How often the workers waiting at a meeting look for the missing ones, and how long each look.
+PROBE_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -287,11 +291,12 @@ class Workers:
     sends heartbeats, and without a meeting the others would wait for it in the epoch's first
     all-reduce forever.
 
-    The meeting is an all-reduce of its own, which a dead peer or TensorFlow's coordination
-    service ends as it ends any other. A watchdog thread, one for the whole run, aborts it after
-    cluster.timeout seconds, naming a worker that did not arrive. (A collective's own
-    timeout_seconds would do the same, but TensorFlow keeps a thread alive for each timed
-    collective until its timeout runs out: thousands within a few epochs.)
+    The meeting is an all-reduce of its own, which TensorFlow's coordination service ends as it
+    ends any other when a peer stops sending heartbeats. A watchdog thread, one for the whole run,
+    probes the workers not there yet every PROBE_SECONDS and aborts the meeting for one whose port
+    is closed, or after cluster.timeout seconds for one still missing, naming it. (A collective's
+    own timeout_seconds would bound the wait too, but TensorFlow keeps a thread alive for each
+    timed collective until its timeout runs out: thousands within a few epochs.)
     """
 
     def __init__(self, strategy: "tf.distribute.Strategy", cluster: Cluster):
@@ -299,6 +304,15 @@ class Workers:
         self._changed = threading.Condition()
         self._meeting: tuple[str, float] | None = None  # the place, and when to give up
         if cluster.size > 1:
+            import tensorflow as tf
+
+            # Compiled once, so that its collective's group and instance are resolved once: each
+            # later meeting is a plain exchange with the peers, and one whose connection closed
+            # fails at once (a new eager collective would first wait for the peer to join it).
+            count = functools.partial(strategy.run, lambda: tf.constant(1))
+            self._all_reduce = tf.function(
+                lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, count(), axis=None)
+            )
             threading.Thread(target=self._watch, name="worker watchdog", daemon=True).start()
 
     def meet(self, place: str) -> None:
@@ -306,7 +320,6 @@ class Workers:
         most, then raise TensorFlow's DeadlineExceededError, which names a worker missing."""
         if self.cluster.size == 1:
             return
-        import tensorflow as tf
         from tensorflow.python.eager import context
 
         # Here, in the key-value store of TensorFlow's coordination service (no public interface).
@@ -317,33 +330,50 @@ class Workers:
             self._meeting = (place, time.monotonic() + self.cluster.timeout)
             self._changed.notify()
         try:
-            self.strategy.reduce(
-                tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.constant(1)), axis=None
-            )
+            self._all_reduce()
         finally:
             with self._changed:
                 self._meeting = None
 
     def _watch(self) -> None:
+        """During a meeting: every PROBE_SECONDS, probe the workers not there yet, and abort it
+        at once for one that is gone (its port closed: killed, or its machine restarted), or at
+        the deadline for one that is still missing. (A stopped one, which answers nothing, is
+        TensorFlow's coordination service's to report: it stopped sending heartbeats.)"""
+        import tensorflow as tf
         from tensorflow.python.eager import context
 
-        with self._changed:
-            while True:
-                if self._meeting is None:
+        while True:
+            with self._changed:
+                while self._meeting is None:
                     self._changed.wait()
-                    continue
-                place, deadline = self._meeting
-                if (left := deadline - time.monotonic()) > 0:
-                    self._changed.wait(left)
-                    continue
-                missing = ", ".join(
-                    f"/job:{task_type}/replica:0/task:{index}"
-                    for task_type, index in self._absent(place)
-                )
+                meeting = place, deadline = self._meeting
+                self._changed.wait(min(PROBE_SECONDS, max(deadline - time.monotonic(), 0)))
+            absent = self._absent(place)
+            code, message = None, ""
+            for task_type, index in absent:
+                peer = f"/job:{task_type}/replica:0/task:{index}"
+                try:
+                    context.context().check_collective_ops_peer_health(peer, PROBE_SECONDS * 1000)
+                except (tf.errors.UnavailableError, tf.errors.FailedPreconditionError) as error:
+                    # gRPC's last words: "failed to connect to ...: Connection refused"
+                    reason = error.message.splitlines()[0].rsplit(": ", 1)[-1] or "no answer"
+                    code, message = UNAVAILABLE, f"{peer} aborted by: {reason}"
+                    break
+                except tf.errors.DeadlineExceededError:  # stopped: the heartbeats tell
+                    pass
+            if code is None and absent and time.monotonic() > deadline:
+                missing = ", ".join(f"/job:{kind}/replica:0/task:{index}" for kind, index in absent)
                 timeout = f"{TIMEOUT_VARIABLE}={self.cluster.timeout:g} s"
-                message = f"no answer at {place} within {timeout} from {missing}"
-                context.context().abort_collective_ops(DEADLINE_EXCEEDED, message)
-                return
+                code, message = (
+                    DEADLINE_EXCEEDED,
+                    f"no answer at {place} within {timeout} from {missing}",
+                )
+            if code is not None:
+                with self._changed:
+                    if self._meeting == meeting:  # still waiting for them
+                        context.context().abort_collective_ops(code, message)
+                        return
 
     def _absent(self, place: str) -> list[tuple[str, int]]:
         """The workers that have not reached `place`."""
@@ -395,7 +425,7 @@ def lost_worker(message: str, cluster: Cluster) -> str:
         why = "it stopped sending heartbeats"
     elif TIMEOUT_VARIABLE in message:  # Workers' watchdog
         why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
-    elif aborted := re.search(r"aborted by: (.+)", message):
+    elif aborted := re.search(r".*aborted by: (.+)", message):  # the last: TensorFlow nests them
         why = f"the connection failed ({aborted.group(1).strip()})"
     else:
         why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
