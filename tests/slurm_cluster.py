@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.scaling import free_ports
+from tests.required import require
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol")
 START_SECONDS = 30
@@ -169,7 +170,7 @@ def finished(job: str, environment: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def slurm() -> Iterator[dict[str, str]]:
     """A one-node Slurm cluster for the module's tests: the environment its commands need."""
-    if reason := missing_reason():
-        pytest.skip(reason)
+    reason = missing_reason()
+    require(not reason, reason)
     with one_node_cluster() as environment:
         yield environment

@@ -21,6 +21,7 @@ from stages import download, prepare
 from stages.cli import StageError
 from stages.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_LABELS
 from tests.conftest import SAMPLE, QuietHandler, error_line, run, serving, set_params, stage
+from tests.required import require
 
 FILES = sorted(DATASETS["mnist_sample"].sha256)
 EXPECTED_SHA256 = DATASETS["mnist_sample"].sha256[TRAIN_IMAGES]
@@ -408,8 +409,8 @@ def test_a_bad_timeout_or_delay_is_one_line_before_any_download(in_workspace, va
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason="apt-get install dataset-fashion-mnist")
 def test_fashion_mnist_comes_from_debians_package_as_params_yaml_says(in_workspace, capsys):
+    require(FASHION.is_dir(), "no Fashion-MNIST: apt-get install dataset-fashion-mnist")
     set_params(
         in_workspace / "params.yaml",
         {"data.dataset": "fashion_mnist", "data.train_size": 60000, "data.test_size": 10000},

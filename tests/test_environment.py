@@ -4,6 +4,8 @@ DVC_, TF_, KERAS_ or GIT_ variables; and the stages run Keras on TensorFlow what
 import json
 import sys
 
+import pytest
+
 from tests.conftest import REPO, run
 
 # The variables conftest sets for the tests; any other DVC_, TF_, KERAS_, GIT_ or DATA_ one leaked.
@@ -92,3 +94,17 @@ def test_the_stages_load_keras_on_tensorflow_whatever_keras_backend_says_and_wit
     )
     result = run([sys.executable, "-c", code], REPO, {"KERAS_BACKEND": "jax"})
     assert result.stdout.split() == ["tensorflow", "False", "PCA"]
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 failed"), ("", "1 skipped")])
+def test_a_missing_component_skips_its_test_but_fails_it_under_ci(tmp_path, ci, outcome):
+    test = tmp_path / "test_needs_it.py"
+    test.write_text(
+        "from tests.required import require\n"
+        "def test_it():\n"
+        "    require(False, 'no chromium: apt-get install chromium')\n"
+    )
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rsf", str(test)]
+    result = run(command, tmp_path, {"CI": ci, "PYTHONPATH": str(REPO)}, check=False)
+    assert outcome in result.stdout, result.stdout
+    assert "no chromium: apt-get install chromium" in result.stdout

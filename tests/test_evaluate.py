@@ -17,7 +17,8 @@ from stages import evaluate, params
 from stages.cli import StageError
 from stages.scores import anomalous
 from tests.conftest import copy_run, run
-from tests.test_plots_offline import CHROMIUM, PAGE, plot_div, rendered
+from tests.required import require
+from tests.test_plots_offline import CHROMIUM, NO_CHROMIUM, PAGE, plot_div, rendered
 
 RNG = np.random.default_rng(0)
 
@@ -176,8 +177,8 @@ def test_one_class_training_reruns_prepare_onward_and_scores_the_other_digits(on
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (Debian's; .ci/run installs it)")
 def test_the_roc_curve_draws_offline_from_the_bottom_left_to_the_top_right(one_class_run, tmp_path):
+    require(CHROMIUM is not None, NO_CHROMIUM)
     repo = one_class_run["repo"]
     run(["make", "-o", "venv", "plots"], repo)
     div = plot_div(rendered(repo / PAGE, tmp_path / "profile"), "reports_evaluation_roc_json")

@@ -17,8 +17,10 @@ import pytest
 from dvc_render.html import PAGE_HTML
 
 from tests.conftest import run
+from tests.required import require
 
 CHROMIUM = shutil.which("chromium")
+NO_CHROMIUM = "no chromium: apt-get install chromium (.ci/run installs it)"
 PAGE = Path("dvc_plots/index.html")  # where `make plots` writes it, in the repo
 TEMPLATE = Path("plots/template.html")
 LOSS_PLOT_ID = "Loss_per_epoch"  # dvc.yaml's "Loss per epoch", as DVC names its <div>
@@ -77,8 +79,8 @@ def losses(repo: Path, filename: str) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(file, delimiter="\t")]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (Debian's; .ci/run installs it)")
 def test_make_plots_draws_the_loss_curves_offline(sample_repo, tmp_path):
+    require(CHROMIUM is not None, NO_CHROMIUM)
     # -o venv: make's environment step is skipped, the tests already run in the project's.
     run(["make", "-o", "venv", "plots"], sample_repo)
     lines = drawn_lines(plot_div(rendered(sample_repo / PAGE, tmp_path / "profile"), LOSS_PLOT_ID))
