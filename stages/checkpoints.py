@@ -13,16 +13,23 @@ DVC cache's folder, under checkpoints/: outside git and the stage's outputs, and
 workspace of the repository, so a queued or `--temp` experiment, whose folder DVC removes after a
 failure, finds its checkpoint when it runs again. The stage removes its own once it completes.
 
-TRAIN_RESUME=0 starts from epoch 1 on purpose (and forgets the checkpoint of these params).
+Two runs of the same params at once (a `--temp` run beside the workspace's) keep a checkpoint
+each; TRAIN_RESUME=0 starts from epoch 1 on purpose and forgets its own. One of another TensorFlow
+or Keras version has another name, never resumed from; a damaged one is named in one line and set
+aside, and training starts from epoch 1.
 """
 
+import contextlib
+import fcntl
 import functools
 import hashlib
+import importlib.metadata
+import itertools
 import json
 import os
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +44,17 @@ RESUME_VARIABLE = "TRAIN_RESUME"
 FOLDER = "checkpoints"  # in the DVC cache folder
 STAGE = "train"
 STATE = "state"  # the entry holding the JSON of what is not a variable
+SET_ASIDE = ".damaged"  # added to the name of a checkpoint that cannot be resumed from
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch of training, as fit() reports it, and as a checkpoint keeps it."""
+
+    number: int  # from 1
+    loss: float  # the mean training loss over its batches
+    val_loss: float  # on the test images
+    seconds: float  # the first one's include tracing and compiling
 
 
 @dataclass(frozen=True)
@@ -44,8 +62,10 @@ class Checkpoint:
     """Where a run of the train stage keeps its checkpoint, and what it must be a checkpoint of."""
 
     path: Path
-    key: str  # the hash of the stage's params, code and data, and the worker
+    key: str  # the hash of the stage's params, code and data, the worker, TensorFlow's version
     epochs: int  # the run's train.epochs
+    # The open file whose lock keeps another run of the same key off this path (for_this_run).
+    lock: int | None = field(default=None, compare=False)
 
     def save(self, variables: list, history: list, shuffler: np.random.Generator) -> None:
         """Save the variables' values, the epochs so far and the shuffler's state, atomically."""
@@ -62,22 +82,25 @@ class Checkpoint:
             np.savez(temporary, allow_pickle=False, **arrays)
         cli.note_for_rerun(f"a rerun {self.resumes(len(history))}")
 
-    def restore(self, variables: list, shuffler: np.random.Generator) -> list[dict]:
-        """Set the variables and the shuffler as the checkpoint has them; return its epochs, as
-        dicts of Epoch's fields. No checkpoint: nothing changes, no epochs. A damaged one, or one
-        of another run, is named in one line, removed, and nothing changes either."""
+    def restore(self, variables: list, shuffler: np.random.Generator) -> list[Epoch]:
+        """Set the variables and the shuffler as the checkpoint has them; return its epochs. No
+        checkpoint: nothing changes, no epochs. A damaged one, or one of another run, is named in
+        one line and set aside (SET_ASIDE), and nothing changes either."""
         if os.environ.get(RESUME_VARIABLE, "1") == "0":
             self.remove()
             return []
         if not self.path.exists():
             return []
         try:
-            state, values = self.read(variables)
+            state, values, history = self.read(variables)
         except CheckpointError as error:
+            aside = self.path.with_name(self.path.name + SET_ASIDE)
+            self.path.replace(aside)
             print(
-                f"Checkpoint {self.path} {error}: starting from epoch 1, not resuming", flush=True
+                f"Checkpoint {self.path} {error}, set aside as {aside.name}: starting from "
+                "epoch 1, not resuming",
+                flush=True,
             )
-            self.remove()
             return []
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
@@ -88,7 +111,7 @@ class Checkpoint:
             flush=True,
         )
         cli.note_for_rerun(f"a rerun {self.resumes(state['epoch'])}")
-        return state["history"]
+        return history
 
     def resumes(self, done: int) -> str:
         """Where a run goes on with `done` epochs in its checkpoint."""
@@ -96,8 +119,8 @@ class Checkpoint:
             return f"resumes at epoch {done + 1} of {self.epochs}"
         return f"resumes with all {self.epochs} epochs done, to save the model"
 
-    def read(self, variables: list) -> tuple[dict, list[np.ndarray]]:
-        """The checkpoint's state and variable values, checked against this run's."""
+    def read(self, variables: list) -> tuple[dict, list[np.ndarray], list[Epoch]]:
+        """The checkpoint's state, variable values and epochs, checked against this run's."""
         try:
             with np.load(self.path, allow_pickle=False) as saved:
                 state = json.loads(saved[STATE].tobytes())
@@ -110,12 +133,29 @@ class Checkpoint:
         shapes = [tuple(variable.shape) for variable in variables]
         if extra or [value.shape for value in values] != shapes:
             raise CheckpointError("does not fit this model's variables")
-        if not (0 < state["epoch"] <= self.epochs and len(state["history"]) == state["epoch"]):
-            raise CheckpointError(f"has epoch {state['epoch']} of a run of {self.epochs}")
-        return state, values
+        try:
+            history = [Epoch(**epoch) for epoch in state["history"]]
+            np.random.default_rng().bit_generator.state = state["shuffler"]  # one it can take
+            epoch = state["epoch"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"is unreadable (its state: {gist(error)})") from None
+        numbers = [entry.number for entry in history]
+        if (
+            type(epoch) is not int
+            or not 0 < epoch <= self.epochs
+            or numbers != [*range(1, epoch + 1)]
+        ):
+            raise CheckpointError(f"has epoch {epoch!r} of a run of {self.epochs}")
+        return state, values, history
 
     def remove(self) -> None:
+        """Forget this run's checkpoint, and no other's."""
         self.path.unlink(missing_ok=True)
+
+    def finished(self) -> None:
+        """The run is complete: remove its checkpoint and its lock file."""
+        self.remove()
+        self.path.with_suffix(".lock").unlink(missing_ok=True)
 
 
 class CheckpointError(Exception):
@@ -143,10 +183,34 @@ def for_this_run(cluster: Cluster, epochs: int) -> Checkpoint | None:
         },
         "deps": {path: md5_of(Path(path)) for path in stage["deps"]},
         "worker": f"{cluster.task_type}-{cluster.task_index}",
+        # Another version may order the optimizer's variables otherwise.
+        "versions": versions(),
     }
     digest = hashlib.md5(json.dumps(key, sort_keys=True).encode()).hexdigest()
     folder = Path(config["cache"].get("dir") or Path(config.dvc_dir) / "cache") / FOLDER
-    return Checkpoint(path=folder / f"{STAGE}-{digest}.npz", key=digest, epochs=epochs)
+    folder.mkdir(parents=True, exist_ok=True)
+    # Two runs of the same key at once (a `--temp` run beside the workspace's, a queue entry
+    # twice) each take a path no other running one holds: the first free of train-KEY,
+    # train-KEY-2, ... The lock goes with the process, however it ends.
+    for run in itertools.count(1):
+        path = folder / f"{STAGE}-{digest}{'' if run == 1 else f'-{run}'}.npz"
+        lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            continue
+        return Checkpoint(path=path, key=digest, epochs=epochs, lock=lock)
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of what writes the checkpoint's variables: Keras, and TensorFlow's
+    CPU or GPU build (read without importing it)."""
+    found = {}
+    for name in ("tensorflow", "tensorflow-cpu", "keras"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[name] = importlib.metadata.version(name)
+    return found
 
 
 def md5_of(path: Path) -> str:

@@ -64,7 +64,7 @@ def main() -> None:
         with distribute.reporting_lost_workers(cluster):
             fit(on_epoch=Report(config))
         if checkpoint:
-            checkpoint.remove()
+            checkpoint.finished()
         return
 
     # DVCLive logs into a temporary folder that replaces reports/train/ only once the model is
@@ -77,7 +77,7 @@ def main() -> None:
         live.end()
         model.save_autoencoder(autoencoder, MODEL)
     if checkpoint:
-        checkpoint.remove()
+        checkpoint.finished()
     write_history(history)
 
 

@@ -11,14 +11,13 @@ and seeds. tests/test_training.py checks the losses against fit()'s, kind by kin
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from stages import distribute
-from stages.checkpoints import Checkpoint
+from stages.checkpoints import Checkpoint, Epoch
 from stages.params import TrainParams
 
 
@@ -26,16 +25,6 @@ def make_optimizer(train: TrainParams) -> keras.optimizers.Optimizer:
     return keras.optimizers.get(
         {"class_name": train.optimizer, "config": {"learning_rate": train.learning_rate}}
     )
-
-
-@dataclass(frozen=True)
-class Epoch:
-    """One epoch of training, as fit() reports it."""
-
-    number: int  # from 1
-    loss: float  # the mean training loss over its batches
-    val_loss: float  # on the test images
-    seconds: float  # the first one's include tracing and compiling
 
 
 def fit(
@@ -122,8 +111,7 @@ def fit(
     # Everything the next epochs depend on: weights, a VAE's sampling seed, the optimizer's step
     # and moments, the shuffler.
     variables = [*autoencoder.variables, *optimizer.variables]
-    restored = checkpoint.restore(variables, shuffler) if checkpoint else []
-    history = [Epoch(**epoch) for epoch in restored]
+    history = checkpoint.restore(variables, shuffler) if checkpoint else []
     for past in history:
         if on_epoch:
             on_epoch(past)

@@ -1,5 +1,6 @@
 """Checkpoints: a train stage killed at any epoch goes on from its last one, to the same outputs."""
 
+import json
 import os
 import re
 import signal
@@ -162,6 +163,36 @@ def test_a_checkpoint_is_keyed_by_trains_params_code_data_and_worker(sample_repo
     assert key(sample_repo, first) != key(sample_repo, second)
 
 
+def test_a_checkpoint_is_keyed_by_tensorflows_and_keras_versions_too():
+    import tensorflow as tf
+
+    found = checkpoints.versions()
+    assert found.pop("keras") == keras.__version__
+    assert list(found.values()) == [tf.__version__]  # the CPU build's, or the GPU build's
+
+
+def test_two_runs_of_the_same_params_at_once_keep_a_checkpoint_each(sample_repo, monkeypatch):
+    monkeypatch.chdir(sample_repo)
+    first = checkpoints.for_this_run(distribute.SINGLE, epochs=3)
+    second = checkpoints.for_this_run(distribute.SINGLE, epochs=3)  # while the first runs
+    assert first.key == second.key and first.path != second.path
+    shuffler = np.random.default_rng(0)
+    first.save(variables(), [Epoch(1, 1.0, 2.0, 0.5)], shuffler)
+    second.save(variables(), [Epoch(1, 3.0, 4.0, 0.5), Epoch(2, 3.0, 4.0, 0.5)], shuffler)
+    monkeypatch.setenv(checkpoints.RESUME_VARIABLE, "0")  # the second starts over: its own only
+    assert second.restore(variables(), shuffler) == []
+    assert first.path.exists() and not second.path.exists()
+    monkeypatch.delenv(checkpoints.RESUME_VARIABLE)
+
+    os.close(first.lock)  # the first run is killed; its rerun finds its checkpoint
+    rerun = checkpoints.for_this_run(distribute.SINGLE, epochs=3)
+    assert rerun.path == first.path
+    assert rerun.restore(variables(), shuffler) == [Epoch(1, 1.0, 2.0, 0.5)]
+    rerun.finished()
+    second.finished()
+    assert list(first.path.parent.iterdir()) == []
+
+
 def test_no_checkpoint_outside_a_dvc_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert checkpoints.for_this_run(distribute.SINGLE, epochs=3) is None
@@ -189,7 +220,7 @@ def test_a_checkpoint_gives_back_every_variable_the_epochs_and_the_shuffler(tmp_
     fresh = [keras.Variable(np.zeros((2, 3))), keras.Variable(np.float32(0))]
     other = np.random.default_rng(0)
     history = checkpoint.restore(fresh, other)
-    assert [vars(epoch) for epoch in [Epoch(1, 1.0, 2.0, 0.5), Epoch(2, 0.5, 1.0, 0.5)]] == history
+    assert history == [Epoch(1, 1.0, 2.0, 0.5), Epoch(2, 0.5, 1.0, 0.5)]
     for mine, original in zip(fresh, variables(), strict=True):
         np.testing.assert_array_equal(np.asarray(mine), np.asarray(original))
     np.testing.assert_array_equal(other.permutation(10), shuffler.permutation(10))
@@ -216,6 +247,43 @@ def of_another_model(path: Path) -> None:
         archive.writestr("variable_2.npy", b"")
 
 
+def rewritten(path: Path, change) -> None:
+    """The checkpoint with its key kept and `change` applied to its entries (name -> array)."""
+    with np.load(path) as saved:
+        entries = dict(saved)
+    change(entries)
+    with path.open("wb") as file:
+        np.savez(file, **entries)
+
+
+def state_changed(**changes):
+    """A damage that sets keys of the checkpoint's JSON state (None: deletes the key)."""
+
+    def damage(path: Path) -> None:
+        def change(entries):
+            state = json.loads(entries[checkpoints.STATE].tobytes())
+            state.update(changes)
+            state = {name: value for name, value in state.items() if value is not None}
+            entries[checkpoints.STATE] = np.frombuffer(json.dumps(state).encode(), np.uint8)
+
+        rewritten(path, change)
+
+    return damage
+
+
+def bad_json(path: Path) -> None:
+    rewritten(
+        path,
+        lambda entries: entries.update(
+            {checkpoints.STATE: np.frombuffer(b'{"key": "k", ', np.uint8)}
+        ),
+    )
+
+
+def wrong_shapes(path: Path) -> None:
+    rewritten(path, lambda entries: entries.update(variable_0=np.zeros((3, 2))))
+
+
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
@@ -223,6 +291,18 @@ def of_another_model(path: Path) -> None:
         (garble, "is unreadable"),
         (of_another_run, "is another run's (its params, code or data differ)"),
         (of_another_model, "does not fit this model's variables"),
+        # Damage that keeps the key: each check of Checkpoint.read reached.
+        (bad_json, "is unreadable"),
+        (wrong_shapes, "does not fit this model's variables"),
+        (state_changed(epoch=5), "has epoch 5 of a run of 3"),
+        (state_changed(epoch="2"), "has epoch '2' of a run of 3"),
+        (state_changed(epoch=None), "is unreadable (its state: "),
+        (state_changed(history=[{"number": 1, "loss": 1.0}]), "is unreadable (its state: "),
+        (
+            state_changed(history=[{"number": 2, "loss": 1, "val_loss": 1, "seconds": 1}] * 2),
+            "has epoch 2",
+        ),
+        (state_changed(shuffler={"bit_generator": "none"}), "is unreadable (its state: "),
     ],
 )
 def test_a_damaged_checkpoint_is_named_in_one_line_and_training_starts_from_epoch_1(
@@ -234,9 +314,10 @@ def test_a_damaged_checkpoint_is_named_in_one_line_and_training_starts_from_epoc
     assert checkpoint.restore(fresh, np.random.default_rng(0)) == []
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith(f"Checkpoint {checkpoint.path} {problem}"), line
-    assert line.endswith(": starting from epoch 1, not resuming")
+    assert line.endswith(", set aside as train-k.npz.damaged: starting from epoch 1, not resuming")
     assert np.asarray(fresh[0]).sum() == 0  # untouched
     assert not checkpoint.path.exists()
+    assert (tmp_path / "train-k.npz.damaged").exists()
 
 
 def test_train_resume_0_starts_from_epoch_1_and_forgets_the_checkpoint(tmp_path, monkeypatch):
