@@ -204,7 +204,11 @@ def wait_for(job: str, tasks: int) -> None:
     """Wait until no task of the job is pending or running, printing the counts as they change."""
     shown = ""
     while True:
-        counts = Counter(progress(state) for state in task_states(job, tasks).values())
+        states = task_states(job, tasks)
+        if states is None:  # the controller did not answer this time (busy, restarting)
+            time.sleep(POLL_SECONDS)
+            continue
+        counts = Counter(progress(state) for state in states.values())
         line = f"Slurm job {job}: " + ", ".join(
             f"{counts[word]} {word}" for word in ("pending", "running", "done", "failed")
         )
@@ -216,14 +220,19 @@ def wait_for(job: str, tasks: int) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def task_states(job: str, tasks: int) -> dict[int, str]:
+def task_states(job: str, tasks: int) -> dict[int, str] | None:
     """Each task's state as `scontrol show job` gives it; "COMPLETED" for a task it no longer
     lists (Slurm forgets a finished job after MinJobAge; whether it pushed its experiment tells
-    the rest)."""
+    the rest). None when scontrol fails otherwise (a controller timeout): nothing is known."""
     states = dict.fromkeys(range(tasks), "COMPLETED")
     shown = subprocess.run(
         ["scontrol", "--oneliner", "show", "job", job], capture_output=True, text=True
     )
+    if shown.returncode != 0:
+        if "Invalid job id" in shown.stderr:  # forgotten: every task has ended
+            return states
+        print(f"scontrol failed, asking again: {shown.stderr.strip()}", flush=True)
+        return None
     for record in shown.stdout.splitlines():
         indexes = re.search(r"\bArrayTaskId=(\S+)", record)
         state = re.search(r"\bJobState=(\S+)", record)

@@ -14,6 +14,8 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from benchmarks.scaling import free_ports
+from scripts import slurm as slurm_executor
 from tests.conftest import (
     SAMPLE_PARAMS,
     copy_repo,
@@ -278,3 +280,33 @@ def test_what_would_fail_every_task_is_one_line_before_anything_is_submitted(
     assert error_line(result.stderr) == f"error: nothing was submitted to Slurm: {expected}"
     assert "preparing" not in result.stdout
     assert not (repo / ".dvc/tmp/slurm").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "indexes"),
+    [
+        ("3", [3]),
+        ("0-4", [0, 1, 2, 3, 4]),
+        ("1,3-5", [1, 3, 4, 5]),
+        ("0-9%2", list(range(10))),  # at most 2 at once: still tasks 0 to 9
+        ("2,5-6%1", [2, 5, 6]),
+    ],
+)
+def test_slurms_array_task_ids_are_read_as_the_tasks_they_name(text, indexes):
+    assert slurm_executor.task_indexes(text) == indexes
+
+
+def test_a_controller_that_does_not_answer_is_asked_again_never_read_as_every_task_done(
+    slurm, monkeypatch, tmp_path
+):
+    unreachable = tmp_path / "slurm.conf"
+    text = Path(slurm["SLURM_CONF"]).read_text()
+    port = f"SlurmctldPort={free_ports(1)[0]}"
+    # Nothing listens on its port; short timeouts, so that scontrol gives up within seconds.
+    text = re.sub(r"(?m)^SlurmctldPort=\d+$", port, text)
+    unreachable.write_text(f"{text}\nMessageTimeout=1\nTCPTimeout=1\n")
+    monkeypatch.setenv("SLURM_CONF", str(unreachable))
+    assert slurm_executor.task_states("1", 2) is None  # unknown, not done
+    monkeypatch.setenv("SLURM_CONF", slurm["SLURM_CONF"])
+    forgotten = slurm_executor.task_states("999999", 2)  # a job Slurm no longer lists: ended
+    assert forgotten == {0: "COMPLETED", 1: "COMPLETED"}
