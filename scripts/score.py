@@ -8,8 +8,10 @@ reaches the anomaly threshold that the evaluation chose on the test set.
 
 Images go in as the pipeline's data does: greyscale, 28x28, scaled to [0, 1], flattened to 784.
 A PNG of another size is resized with Pillow's BOX filter (each pixel the mean of the area it
-covers); colours are not inverted, so images must be light on dark, like MNIST. A bad file is
-reported on one line and skipped, the rest are scored, and the exit status is 1.
+covers); a transparent one is first laid on white, as a viewer shows it; colours are not
+inverted, so images must be light on dark, like MNIST. A bad file (an image of more than
+MAX_PIXELS, an array whose header claims more than the file holds) is reported on one line and
+skipped, the rest are scored, and the exit status is 1.
 """
 
 import argparse
@@ -17,6 +19,7 @@ import csv
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,7 @@ PATHS_ALLOWED = "a folder of .png files, a .png file or a .npy array"
 PNG_ALLOWED = "a PNG image of any size, light on dark"
 NPY_ALLOWED = f"N x {IMAGE_SIZE} or N x {IMAGE_SIDE} x {IMAGE_SIDE}, uint8 or floats in [0, 1]"
 BATCH_SIZE = 1000  # images per call: a convolutional model's activations for many more take GBs
+MAX_PIXELS = 4096 * 4096  # an image larger than this is refused before it is decoded
 
 
 def main() -> None:
@@ -40,8 +44,7 @@ def main() -> None:
     threshold, source = anomaly_threshold(args)
     if not args.model.is_file():
         raise StageError(f"{args.model}: not found; allowed: a .keras model of the train stage")
-    if args.output.is_dir():
-        raise StageError(f"{args.output}: a folder; allowed: a file name for the CSV")
+    check_writable(args.output)
     names, images, bad = read_images(args.paths)
     if not names:
         raise StageError(f"no images to score; allowed: {PATHS_ALLOWED}")
@@ -78,6 +81,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, help="the threshold, instead of the metrics'")
     parser.add_argument("--output", type=Path, default=Path("scores.csv"), help="(scores.csv)")
     return parser.parse_args()
+
+
+def check_writable(output: Path) -> None:
+    """Refuse an --output that cannot be written before any work, in one line."""
+    if output.is_dir():
+        raise StageError(f"{output}: a folder; allowed: a file name for the CSV")
+    allowed = "a file in a folder you can write to"
+    for folder in (output.parent, *output.parent.parents):
+        if folder.exists() and not folder.is_dir():
+            raise StageError(
+                f"{output}: cannot be written ({folder} is a file); allowed: {allowed}"
+            )
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output.parent):
+            pass
+    except OSError as error:
+        raise StageError(
+            f"{output}: cannot be written ({error.strerror}); allowed: {allowed}"
+        ) from None
 
 
 def anomaly_threshold(args: argparse.Namespace) -> tuple[float, str]:
@@ -151,8 +174,16 @@ def read_png(path: Path) -> np.ndarray:
                 raise StageError(
                     f"{path}: a {image.format} image, not a PNG; allowed: {PNG_ALLOWED}"
                 )
+            if image.width * image.height > MAX_PIXELS:  # known from the header alone
+                raise StageError(
+                    f"{path}: {image.width}x{image.height} pixels; allowed: {PNG_ALLOWED}, of at "
+                    f"most {MAX_PIXELS} pixels"
+                )
             if image.mode.startswith("I"):  # 16-bit grey: Pillow's "L" would clip it at 255
                 grey = Image.fromarray(np.rint(np.asarray(image) / 257).astype(np.uint8))
+            elif image.has_transparency_data:  # on white, as a viewer shows it
+                page = Image.new("RGBA", image.size, "white")
+                grey = Image.alpha_composite(page, image.convert("RGBA")).convert("L")
             else:
                 grey = image.convert("L")
             pixels = np.asarray(grey.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX))
@@ -163,11 +194,12 @@ def read_png(path: Path) -> np.ndarray:
 
 def read_npy(path: Path) -> np.ndarray:
     """An array of images as the pipeline's data: N x 784 float32 in [0, 1]."""
-    try:
-        with path.open("rb") as file:
-            array = np.lib.format.read_array(file, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        raise StageError(f"{path}: not a readable .npy array; allowed: {NPY_ALLOWED}") from None
+    try:  # memory-mapped: a header that claims more than the file holds fails here, unread
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise StageError(
+            f"{path}: not a readable .npy array ({gist(error)}); allowed: {NPY_ALLOWED}"
+        ) from None
     side = IMAGE_SIDE
     if array.shape[1:] not in [(IMAGE_SIZE,), (side, side)] or len(array) == 0:
         raise StageError(f"{path}: an array of shape {array.shape}; allowed: {NPY_ALLOWED}")
@@ -180,6 +212,10 @@ def read_npy(path: Path) -> np.ndarray:
             f"{path}: values from {array.min()} to {array.max()}; allowed: {NPY_ALLOWED}"
         )
     return array.astype(np.float32).reshape(len(array), IMAGE_SIZE)
+
+
+def gist(error: Exception) -> str:
+    return " ".join(str(error).split())[:200] or type(error).__name__
 
 
 def reconstruct(autoencoder, images: np.ndarray) -> np.ndarray:

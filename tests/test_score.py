@@ -45,11 +45,27 @@ def scored(sample_run, expected, tmp_path_factory) -> dict:
     noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
     Image.fromarray(noise).save(pngs / "noise.png")
     (pngs / "x.png").write_text("not an image\n")
+    # Test image 1 drawn dark on white, and the same ink on a transparent background: black
+    # whose opacity is the stroke, as a drawing app exports it.
+    Image.fromarray(255 - digits[1]).save(pngs / "opaque.png")
+    ink = np.zeros((28, 28, 4), np.uint8)
+    ink[..., 3] = digits[1]
+    Image.fromarray(ink, "RGBA").save(pngs / "transparent.png")
+    Image.new("L", (4100, 4100)).save(pngs / "huge.png")  # 16.8 megapixels, a small file
     np.save(folder / "floats.npy", images[:SHOWN])  # N x 784 floats, as prepare writes them
     np.save(folder / "bytes.npy", digits[:SHOWN])  # N x 28 x 28 uint8
     np.save(folder / "wrong.npy", np.zeros((2, 28)))
+    with (folder / "claims.npy").open("wb") as file:  # a header claiming 10^9 images, no data
+        header = {"descr": "|u1", "fortran_order": False, "shape": (10**9, 784)}
+        np.lib.format.write_array_header_1_0(file, header)
     output = folder / "scores.csv"
-    paths = [pngs, folder / "floats.npy", folder / "wrong.npy", folder / "bytes.npy"]
+    paths = [
+        pngs,
+        folder / "floats.npy",
+        folder / "wrong.npy",
+        folder / "claims.npy",
+        folder / "bytes.npy",
+    ]
     command = [sys.executable, "-m", "scripts.score", *map(str, paths), "--output", str(output)]
     result = run(command, sample_run, check=False)
     with output.open(newline="") as file:
@@ -80,7 +96,7 @@ def test_an_image_is_anomalous_when_its_error_reaches_the_evaluations_threshold(
     anomalous = sum(row["anomalous"] == "true" for row in rows.values())
     assert scored["result"].stdout.startswith(
         f"{folder / 'scores.csv'}: {len(rows)} images scored, {anomalous} anomalous "
-        f"(error >= {threshold:.6g}, anomaly.threshold of {EVALUATION_METRICS}); 2 bad files"
+        f"(error >= {threshold:.6g}, anomaly.threshold of {EVALUATION_METRICS}); 4 bad files"
     )
 
 
@@ -88,13 +104,25 @@ def test_each_bad_file_is_one_line_and_the_rest_are_scored(scored):
     result, folder = scored["result"], scored["folder"]
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert lines[:3] == [
+        f"error: {folder / 'pngs/huge.png'}: 4100x4100 pixels; allowed: {score.PNG_ALLOWED}, "
+        f"of at most {4096 * 4096} pixels",
         f"error: {folder / 'pngs/x.png'}: not a readable PNG image; allowed: {score.PNG_ALLOWED}",
         f"error: {folder / 'wrong.npy'}: an array of shape (2, 28); allowed: {score.NPY_ALLOWED}",
     ]
-    pngs = [f"pngs/{name}.png" for name in [*range(SHOWN), "large", "noise", "typical"]]
+    assert lines[3].startswith(f"error: {folder / 'claims.npy'}: not a readable .npy array (")
+    assert lines[3].endswith(f"); allowed: {score.NPY_ALLOWED}") and len(lines) == 4
+    names = [*range(SHOWN), "large", "noise", "opaque", "transparent", "typical"]
+    pngs = [f"pngs/{name}.png" for name in names]
     arrays = [f"{name}.npy[{index}]" for name in ("floats", "bytes") for index in range(SHOWN)]
     assert list(scored["rows"]) == [str(folder / name) for name in pngs + arrays]
+
+
+def test_a_digit_on_a_transparent_background_scores_as_the_same_digit_opaque(scored):
+    rows, folder = scored["rows"], scored["folder"]
+    opaque = float(rows[str(folder / "pngs/opaque.png")]["error"])
+    assert float(rows[str(folder / "pngs/transparent.png")]["error"]) == opaque
 
 
 def test_a_missing_model_stops_before_tensorflow_loads_and_writes_nothing(sample_run, tmp_path):
@@ -125,6 +153,24 @@ def test_metrics_without_a_usable_threshold_are_one_line(metrics, message, tmp_p
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StageError, match=message):
         score.main()
+
+
+def test_an_output_that_cannot_be_written_stops_before_tensorflow_loads(sample_run, tmp_path):
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['tensorflow'] = sys.modules['keras'] = None\n"
+        "runpy.run_module('scripts.score', run_name='__main__', alter_sys=True)\n"
+    )
+    (tmp_path / "file").write_text("a file, where the output wants a folder")
+    output = tmp_path / "file" / "scores.csv"
+    result = run(
+        [sys.executable, "-c", code, TEST_IMAGES, "--output", str(output)], sample_run, check=False
+    )
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (
+        f"error: {output}: cannot be written ({tmp_path / 'file'} is a file); allowed: a file in "
+        "a folder you can write to"
+    )
 
 
 def test_no_images_at_all_is_one_line(sample_run, tmp_path, monkeypatch):
