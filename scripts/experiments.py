@@ -14,6 +14,7 @@ import argparse
 import csv
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ import dvc.api
 
 from stages.files import atomic_path
 
-PREPARED = "prepared-data"  # the experiment that prepares the shared data, removed once it ran
+PREPARED = "prepared-data"  # the experiments that prepare shared data start so; removed once run
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,15 +124,15 @@ def prepare_once(shared: list[str], push_to: str = "") -> None:
     With `push_to`, a git remote, the data and its run-cache records go to the DVC remote too, for
     tasks on other machines to pull instead of downloading."""
     print("preparing the data the experiments share", flush=True)
-    command = ["dvc", "exp", "run", "--temp", "--name", PREPARED, *settings_args(shared), "prepare"]
+    # A name of this run's own: two sweeps at once must not remove each other's.
+    name = f"{PREPARED}-{os.getpid()}-{secrets.token_hex(3)}"
+    command = ["dvc", "exp", "run", "--temp", "--name", name, *settings_args(shared), "prepare"]
     prepared = subprocess.run(command, capture_output=True, text=True)
     if prepared.returncode == 0 and push_to:
-        pushed = ["dvc", "exp", "push", "--run-cache", push_to, PREPARED]
+        pushed = ["dvc", "exp", "push", "--run-cache", push_to, name]
         prepared = subprocess.run(pushed, capture_output=True, text=True)
-        subprocess.run(
-            ["dvc", "exp", "remove", "--git-remote", push_to, PREPARED], capture_output=True
-        )
-    subprocess.run(["dvc", "exp", "remove", PREPARED], capture_output=True)
+        subprocess.run(["dvc", "exp", "remove", "--git-remote", push_to, name], capture_output=True)
+    subprocess.run(["dvc", "exp", "remove", name], capture_output=True)
     if prepared.returncode != 0:
         lines = (prepared.stdout + prepared.stderr).strip().splitlines()
         # The stage's own one-line error if it gave one, else DVC's last word.

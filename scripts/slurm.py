@@ -9,6 +9,7 @@ data the settings change, submits with `sbatch --array`, shows the tasks' progre
 every experiment that finished (docs/scaling.md, "On a Slurm cluster").
 """
 
+import os
 import re
 import shlex
 import shutil
@@ -79,6 +80,12 @@ def check_ready() -> tuple[str, str, str]:
     branch = git("rev-parse", "--abbrev-ref", "HEAD").strip()
     remote = git("config", f"branch.{branch}.remote", check=False).strip() or "origin"
     url = git("remote", "get-url", remote, check=False).strip()
+    if without_credentials(url) != url:
+        refuse(
+            f"the git remote {remote}'s URL ({without_credentials(url)}) holds credentials, which "
+            "the job script and its logs would show; allowed: a URL without them, the nodes "
+            "authenticating with git's credential helper or an SSH key"
+        )
     if not url:
         refuse(
             f"commit {commit[:7]} is not on a git remote: there is no git remote {remote!r} for "
@@ -136,6 +143,11 @@ def changes_data(settings: list[str]) -> bool:
         for key in (setting.split("=", 1)[0] for setting in settings)
         for param in data_params
     )
+
+
+def without_credentials(url: str) -> str:
+    """A URL as it may be shown: `https://user:TOKEN@host/...` as `https://***@host/...`."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1***@", url, flags=re.IGNORECASE)
 
 
 def refuse(problem: str) -> None:
@@ -196,7 +208,10 @@ def submit(script: str, options: list[str]) -> str:
     if submitted.returncode != 0:
         sys.exit(f"error: sbatch refused the job: {last_line(submitted)}")
     job = submitted.stdout.strip().split(";")[0]  # "JOB" or "JOB;CLUSTER"
-    (LOGS / f"{job}.sh").write_text(script)
+    # The user's alone, as Slurm keeps its own copy.
+    copy = os.open(LOGS / f"{job}.sh", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(copy, "w") as file:
+        file.write(script)
     return job
 
 

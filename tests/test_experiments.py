@@ -171,6 +171,9 @@ def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behi
     assert all(line.startswith(" M reports/sweep/") for line in status), status
     assert "Queued" not in run(["dvc", "queue", "status"], repo).stdout
     assert jobs(slurm) == []
+    # The job script's copy is the user's alone.
+    (script,) = (repo / ".dvc/tmp/slurm").glob("*.sh")
+    assert script.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.slow
@@ -263,8 +266,16 @@ def no_dvc_remote(repo: Path) -> None:
             "dvc push first",
         ),
         (None, "sbatch is not on the PATH; allowed: run this where Slurm's commands are"),
+        (
+            lambda repo: run(
+                ["git", "remote", "set-url", "origin", "https://me:SECRET@127.0.0.1:9/x.git"], repo
+            ),
+            "the git remote origin's URL (https://***@127.0.0.1:9/x.git) holds credentials, which "
+            "the job script and its logs would show; allowed: a URL without them, the nodes "
+            "authenticating with git's credential helper or an SSH key",
+        ),
     ],
-    ids=["uncommitted", "unpushed", "no-dvc-remote", "data-missing", "no-sbatch"],
+    ids=["uncommitted", "unpushed", "no-dvc-remote", "data-missing", "no-sbatch", "credentials"],
 )
 def test_what_would_fail_every_task_is_one_line_before_anything_is_submitted(
     sample_run, tmp_path, make_it_so, problem
