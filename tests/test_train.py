@@ -155,6 +155,33 @@ def test_dvc_repro_after_ctrl_c_leaves_the_workspace_as_it_was_and_its_rerun_res
     assert "up to date" in run(["dvc", "status", "train"], sample_repo).stdout
 
 
+@pytest.mark.slow
+def test_ctrl_c_inside_a_long_epoch_under_dvc_repro_puts_back_what_dvc_removed(sample_repo):
+    # Inside a compiled epoch the main thread cannot answer: the watcher thread ends the stage,
+    # and must put back the outputs DVC removed before it exits.
+    set_params(sample_repo / "params.yaml", LONG_EPOCHS)
+    git_commit(sample_repo, "long epochs")
+    before = {path: (sample_repo / path).read_bytes() for path in PREVIOUS}
+    with started(
+        ["dvc", "repro"],
+        sample_repo,
+        {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as process:
+        for line in process.stdout:
+            if line.startswith("Training on"):
+                time.sleep(2)  # the first epoch is traced by now, and running
+                os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: dvc and the stage alike
+                break
+        output, _ = process.communicate(timeout=60)
+    assert "Epoch 1/" not in output  # it was inside the first epoch
+    assert "error: interrupted by SIGINT; no output was left half-written" in output, output
+    assert {path: (sample_repo / path).read_bytes() for path in PREVIOUS} == before
+    assert run(["git", "status", "--porcelain"], sample_repo).stdout == ""
+    assert leftovers(sample_repo) == []
+
+
 def forget_what_only_running_caches(repo: Path) -> None:
     """Make the repo's DVC cache that of a clone that pulled and never ran train: without the
     run cache, which also keeps train's `cache: false` metrics and curves in the cache."""
