@@ -26,8 +26,13 @@ from scripts import experiments
 from stages.paths import DVC_YAML
 
 LOGS = Path(".dvc/tmp/slurm")  # each task's log, JOB_TASK.log, and the job's script, JOB.sh
+# The tasks' training checkpoints: in the workspace, which the nodes share, not in a task's clone,
+# so that a task Slurm requeues or preempts resumes from its last epoch. Each is removed when its
+# training completes.
+CHECKPOINTS = LOGS / "checkpoints"
 TASK_BODY = Path(__file__).with_name("slurm_experiment.sh")
 POLL_SECONDS = 2.0
+SETTLE_SECONDS = 6.0
 # Slurm's job states, as the progress line counts them; any other state is a failure.
 PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 RUNNING = {"RUNNING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESIZING"}
@@ -191,6 +196,7 @@ def job_script(names: list[str], runs: list[list[str]], url: str, commit: str) -
             "#!/bin/bash",
             f"remote={shlex.quote(url)}",
             f"commit={commit}",
+            f"checkpoints={shlex.quote(str(CHECKPOINTS.resolve()))}",
             'case "$SLURM_ARRAY_TASK_ID" in',
             *cases,
             "esac",
@@ -217,13 +223,24 @@ def submit(script: str, options: list[str]) -> str:
 
 def wait_for(job: str, tasks: int) -> None:
     """Wait until no task of the job is pending or running, printing the counts as they change."""
-    shown = ""
+    shown, since = "", {}  # each task's state, and since when the polls have seen it
     while True:
         states = task_states(job, tasks)
         if states is None:  # the controller did not answer this time (busy, restarting)
             time.sleep(POLL_SECONDS)
             continue
-        counts = Counter(progress(state) for state in states.values())
+        now = time.monotonic()
+        for index, state in states.items():
+            if since.get(index, ("",))[0] != state:
+                since[index] = (state, now)
+        # A task has ended once its end has held for SETTLE_SECONDS: one that Slurm requeues or
+        # preempts shows as FAILED for a moment, then PENDING again. Until then it is running.
+        counts = Counter(
+            "running"
+            if progress(state) in ("done", "failed") and now - seen < SETTLE_SECONDS
+            else progress(state)
+            for state, seen in since.values()
+        )
         line = f"Slurm job {job}: " + ", ".join(
             f"{counts[word]} {word}" for word in ("pending", "running", "done", "failed")
         )

@@ -42,6 +42,9 @@ from stages.paths import DVC_YAML, PARAMS
 
 RESUME_VARIABLE = "TRAIN_RESUME"
 FOLDER = "checkpoints"  # in the DVC cache folder
+# Another folder for them, e.g. on a shared file system, where a Slurm task requeued in a new
+# clone of the repository finds its checkpoint (scripts/slurm_experiment.sh sets it).
+FOLDER_VARIABLE = "TRAIN_CHECKPOINTS"
 STAGE = "train"
 STATE = "state"  # the entry holding the JSON of what is not a variable
 SET_ASIDE = ".damaged"  # added to the name of a checkpoint that cannot be resumed from
@@ -187,7 +190,8 @@ def for_this_run(cluster: Cluster, epochs: int) -> Checkpoint | None:
         "versions": versions(),
     }
     digest = hashlib.md5(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    folder = Path(config["cache"].get("dir") or Path(config.dvc_dir) / "cache") / FOLDER
+    cache = Path(config["cache"].get("dir") or Path(config.dvc_dir) / "cache")
+    folder = Path(os.environ.get(FOLDER_VARIABLE) or cache / FOLDER)
     folder.mkdir(parents=True, exist_ok=True)
     # Two runs of the same key at once (a `--temp` run beside the workspace's, a queue entry
     # twice) each take a path no other running one holds: the first free of train-KEY,

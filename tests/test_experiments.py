@@ -7,7 +7,9 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +18,17 @@ import pytest
 
 from benchmarks.scaling import free_ports
 from scripts import slurm as slurm_executor
+from stages.paths import MODEL
 from tests.conftest import (
     SAMPLE_PARAMS,
+    TIMEOUT_SECONDS,
     copy_repo,
     copy_run,
     error_line,
     git_commit,
     run,
     set_params,
+    started,
 )
 from tests.slurm_cluster import jobs
 
@@ -204,6 +209,65 @@ def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
     log = (repo / f".dvc/tmp/slurm/{failed.group(2)}_0.log").read_text()
     assert "Stage 'download' is cached - skipping run" in log, log
     assert jobs(slurm) == []
+
+
+# Slow enough to requeue mid-training: 250 steps an epoch (2000 images in batches of 8).
+REQUEUED = ["-S", "model.encoding_dim=4", "-S", "train.epochs=30", "-S", "train.batch_size=8"]
+
+
+@pytest.mark.slow
+def test_a_task_that_slurm_requeues_resumes_and_ends_as_if_never_interrupted(
+    slurm, sample_run, tmp_path
+):
+    repo = published(sample_run, tmp_path)
+    command = on_slurm("sweep", "--dims", "4", *REQUEUED[2:])
+    with started(command, repo, slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as sweep:
+        log = wait_for_line(repo / ".dvc/tmp/slurm", "Epoch 2/")
+        task = log.stem  # JOB_0
+        run(["scontrol", "requeue", task], repo, slurm)
+        # Slurm holds a requeued job back for a while: let it start again now.
+        wait_for_state(task, "PENDING", slurm)
+        run(["scontrol", "update", f"jobid={task}", "StartTime=now"], repo, slurm)
+        output, errors = sweep.communicate(timeout=TIMEOUT_SECONDS)
+    assert sweep.returncode == 0, output + errors
+    assert re.search(r"Checkpoint found: training resumes at epoch \d+ of 30", log.read_text())
+    (name,) = [row["experiment"] for row in sweep_rows(repo)]
+    run(["dvc", "exp", "apply", name], repo)
+    requeued = (repo / MODEL).read_bytes()
+    assert list((repo / ".dvc/tmp/slurm/checkpoints").glob("*.npz")) == []  # removed when done
+
+    # The same training never interrupted, here.
+    run(["git", "checkout", "--", "."], repo)
+    run(["dvc", "checkout", "--force"], repo)
+    run(["dvc", "exp", "run", *REQUEUED, "train"], repo)
+    assert (repo / MODEL).read_bytes() == requeued
+    assert jobs(slurm) == []
+
+
+def wait_for_line(folder: Path, start: str) -> Path:
+    """The first log in `folder` with a line that starts so, once there is one."""
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        for log in folder.glob("*.log"):
+            if any(line.startswith(start) for line in log.read_text().splitlines()):
+                return log
+        time.sleep(0.2)
+    raise AssertionError(f"no log line starting {start!r} in {folder}")
+
+
+def wait_for_state(task: str, state: str, environment: dict) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = subprocess.run(
+            ["scontrol", "--oneliner", "show", "job", task],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **environment},
+        ).stdout
+        if f"JobState={state}" in shown:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"Slurm task {task} not {state} within 60 s")
 
 
 def test_sbatch_options_pass_through_and_slurms_refusal_is_one_line_before_any_work(
