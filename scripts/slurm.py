@@ -32,7 +32,7 @@ LOGS = Path(".dvc/tmp/slurm")  # each task's log, JOB_TASK.log, and the job's sc
 CHECKPOINTS = LOGS / "checkpoints"
 TASK_BODY = Path(__file__).with_name("slurm_experiment.sh")
 POLL_SECONDS = 2.0
-SETTLE_SECONDS = 6.0
+SETTLE_SECONDS = 40.0
 # Slurm's job states, as the progress line counts them; any other state is a failure.
 PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 RUNNING = {"RUNNING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESIZING"}
@@ -233,11 +233,12 @@ def wait_for(job: str, tasks: int) -> None:
         for index, state in states.items():
             if since.get(index, ("",))[0] != state:
                 since[index] = (state, now)
-        # A task has ended once its end has held for SETTLE_SECONDS: one that Slurm requeues or
-        # preempts shows as FAILED for a moment, then PENDING again. Until then it is running.
+        # A task has failed once its failure has held for SETTLE_SECONDS: one that Slurm requeues
+        # or preempts shows as FAILED while its processes are killed (KillWait, 30 s by default),
+        # then PENDING again. Until then it counts as running.
         counts = Counter(
             "running"
-            if progress(state) in ("done", "failed") and now - seen < SETTLE_SECONDS
+            if progress(state) == "failed" and now - seen < SETTLE_SECONDS
             else progress(state)
             for state, seen in since.values()
         )
