@@ -126,16 +126,8 @@ def test_dvc_repro_after_ctrl_c_leaves_the_workspace_as_it_was_and_its_rerun_res
     set_params(sample_repo / "params.yaml", {"train.epochs": 20})
     git_commit(sample_repo, "20 epochs")
     before = {path: (sample_repo / path).read_bytes() for path in PREVIOUS}
-    # Ctrl-C in a terminal signals the whole process group: dvc and the stage it runs.
-    with started(
-        ["dvc", "repro"],
-        sample_repo,
-        {"PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    ) as process:
-        output, _ = interrupt_in_epoch_2(process, lambda: os.killpg(process.pid, signal.SIGINT))
-    assert process.returncode != 0
+    returncode, output = dvc_repro_with_ctrl_c(sample_repo, interrupt_in_epoch_2)
+    assert returncode != 0
     assert re.search(
         r"error: interrupted by SIGINT; no output was left half-written; "
         r"a rerun resumes at epoch \d+ of 20",
@@ -162,24 +154,42 @@ def test_ctrl_c_inside_a_long_epoch_under_dvc_repro_puts_back_what_dvc_removed(s
     set_params(sample_repo / "params.yaml", LONG_EPOCHS)
     git_commit(sample_repo, "long epochs")
     before = {path: (sample_repo / path).read_bytes() for path in PREVIOUS}
-    with started(
-        ["dvc", "repro"],
-        sample_repo,
-        {"PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    ) as process:
-        for line in process.stdout:
-            if line.startswith("Training on"):
-                time.sleep(2)  # the first epoch is traced by now, and running
-                os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: dvc and the stage alike
-                break
-        output, _ = process.communicate(timeout=60)
+    _, output = dvc_repro_with_ctrl_c(sample_repo, interrupt_in_epoch_1)
     assert "Epoch 1/" not in output  # it was inside the first epoch
     assert "error: interrupted by SIGINT; no output was left half-written" in output, output
     assert {path: (sample_repo / path).read_bytes() for path in PREVIOUS} == before
     assert run(["git", "status", "--porcelain"], sample_repo).stdout == ""
     assert leftovers(sample_repo) == []
+
+
+def dvc_repro_with_ctrl_c(repo: Path, interrupt_in) -> tuple[int, str]:
+    """`dvc repro`, interrupted by `interrupt_in(process, interrupt)` as Ctrl-C in a terminal
+    does, signalling the whole process group (dvc and the stage it runs); its exit status and
+    output."""
+    with started(
+        ["dvc", "repro"],
+        repo,
+        {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as process:
+        output, _ = interrupt_in(process, lambda: os.killpg(process.pid, signal.SIGINT))
+    return process.returncode, output
+
+
+def interrupt_in_epoch_1(
+    process: subprocess.Popen, interrupt: Callable[[], None]
+) -> tuple[str, str]:
+    """Interrupt the process inside its first epoch; return its output."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Training on"):
+            time.sleep(2)  # the first epoch is traced by now, and running
+            interrupt()
+            break
+    rest, errors = process.communicate(timeout=60)
+    return "".join(seen) + rest, errors or ""
 
 
 def forget_what_only_running_caches(repo: Path) -> None:
