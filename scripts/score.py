@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stages.cli import StageError, run
+from stages.cli import StageError, gist, run
 from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
 from stages.files import atomic_path
 from stages.paths import EVALUATION_METRICS, MODEL
@@ -212,10 +212,6 @@ def read_npy(path: Path) -> np.ndarray:
             f"{path}: values from {array.min()} to {array.max()}; allowed: {NPY_ALLOWED}"
         )
     return array.astype(np.float32).reshape(len(array), IMAGE_SIZE)
-
-
-def gist(error: Exception) -> str:
-    return " ".join(str(error).split())[:200] or type(error).__name__
 
 
 def reconstruct(autoencoder, images: np.ndarray) -> np.ndarray:

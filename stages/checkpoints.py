@@ -130,7 +130,7 @@ class Checkpoint:
                 values = [saved[f"variable_{i}"] for i in range(len(variables))]
                 extra = len(saved.files) - 1 - len(variables)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-            raise CheckpointError(f"is unreadable ({gist(error)})") from None
+            raise CheckpointError(f"is unreadable ({cli.gist(error)})") from None
         if not isinstance(state, dict) or state.get("key") != self.key:
             raise CheckpointError("is another run's (its params, code or data differ)")
         shapes = [tuple(variable.shape) for variable in variables]
@@ -141,7 +141,7 @@ class Checkpoint:
             np.random.default_rng().bit_generator.state = state["shuffler"]  # one it can take
             epoch = state["epoch"]
         except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"is unreadable (its state: {gist(error)})") from None
+            raise CheckpointError(f"is unreadable (its state: {cli.gist(error)})") from None
         numbers = [entry.number for entry in history]
         if (
             type(epoch) is not int
@@ -163,10 +163,6 @@ class Checkpoint:
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be resumed from, and why."""
-
-
-def gist(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def for_this_run(cluster: Cluster, epochs: int) -> Checkpoint | None:

@@ -135,6 +135,11 @@ def _exit_interrupted(signum: signal.Signals) -> None:
         os._exit(128 + signum)
 
 
+def gist(error: BaseException) -> str:
+    """An exception's message on one line, cut short, for the end of an error line."""
+    return " ".join(str(error).split())[:200] or type(error).__name__
+
+
 def seconds_from_environment(variable: str, default: float) -> float:
     """A number of seconds set in the environment, checked; unset or empty, the default."""
     text = os.environ.get(variable, "")
