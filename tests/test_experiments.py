@@ -224,12 +224,11 @@ def test_a_task_that_slurm_requeues_resumes_and_ends_as_if_never_interrupted(
     with started(command, repo, slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as sweep:
         log = wait_for_line(repo / ".dvc/tmp/slurm", "Epoch 2/")
         task = log.stem  # JOB_0
+        # Slurm holds a requeued task back until its launch credential expires (the test
+        # cluster's cred_expire, 5 s): forcing an earlier start fails the launch.
         run(["scontrol", "requeue", task], repo, slurm)
-        # Slurm holds a requeued job back for a while: let it start again now.
-        wait_for_state(task, "PENDING", slurm)
-        run(["scontrol", "update", f"jobid={task}", "StartTime=now"], repo, slurm)
         output, errors = sweep.communicate(timeout=TIMEOUT_SECONDS)
-    assert sweep.returncode == 0, output + errors
+    assert sweep.returncode == 0, output + errors + log.read_text()
     assert re.search(r"Checkpoint found: training resumes at epoch \d+ of 30", log.read_text())
     (name,) = [row["experiment"] for row in sweep_rows(repo)]
     run(["dvc", "exp", "apply", name], repo)
@@ -253,21 +252,6 @@ def wait_for_line(folder: Path, start: str) -> Path:
                 return log
         time.sleep(0.2)
     raise AssertionError(f"no log line starting {start!r} in {folder}")
-
-
-def wait_for_state(task: str, state: str, environment: dict) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        shown = subprocess.run(
-            ["scontrol", "--oneliner", "show", "job", task],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **environment},
-        ).stdout
-        if f"JobState={state}" in shown:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"Slurm task {task} not {state} within 60 s")
 
 
 def test_sbatch_options_pass_through_and_slurms_refusal_is_one_line_before_any_work(
