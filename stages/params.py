@@ -219,7 +219,7 @@ def _split_size(split: str) -> Callable[[Loaded], int]:
 class DataParams:
     dataset: str = key(
         Choice(tuple(DATASETS)),
-        "download prepare plot evaluate",
+        "download plot evaluate",
         "which images: the IDX files and labels",
     )
     mirrors: dict[str, list[str]] = key(
