@@ -66,10 +66,7 @@ def main() -> None:
         rows.append(
             {"method": kind, "settings": effective(KINDS[kind] + args.set), "auroc": aurocs}
         )
-    rows += [
-        {"method": method, "settings": "published", "auroc": [aurocs[label] for label in classes]}
-        for method, aurocs in PUBLISHED.get(dataset.removesuffix("_sample"), {}).items()
-    ]
+    rows += published_rows(dataset, classes)
     folder = ANOMALY / dataset
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(rows, classes, folder / "anomaly.csv")
@@ -124,6 +121,14 @@ def effective(settings: list[str]) -> str:
 def auroc(row: dict | None) -> float | None:
     """An experiment's anomaly.auroc x 100, or None if it did not finish."""
     return None if row is None or row.get("anomaly.auroc") is None else 100 * row["anomaly.auroc"]
+
+
+def published_rows(dataset: str, classes: list[int]) -> list[dict]:
+    """The published methods' rows for these classes (a sample's are its full dataset's)."""
+    return [
+        {"method": method, "settings": "published", "auroc": [aurocs[label] for label in classes]}
+        for method, aurocs in PUBLISHED.get(dataset.removesuffix("_sample"), {}).items()
+    ]
 
 
 def mean(values: list[float | None]) -> float | None:

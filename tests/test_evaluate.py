@@ -213,3 +213,26 @@ def test_make_anomaly_gives_a_row_per_kind_beside_the_published_rows(one_class_r
     markdown = (folder / "anomaly.md").read_text()
     assert markdown in one_class_run["output"]
     assert markdown.splitlines()[0] == "| method | 1 | mean | settings |"
+
+
+def test_the_anomaly_tables_mean_is_over_every_class_and_empty_for_an_unfinished_run(tmp_path):
+    rows = [
+        {"method": "dense", "settings": "model.kind=dense", "auroc": [96.0, 90.0]},
+        {"method": "deep", "settings": "model.kind=deep", "auroc": [97.0, None]},  # one failed
+        *anomaly.published_rows("mnist_sample", [1, 3]),
+    ]
+    anomaly.write_csv(rows, [1, 3], tmp_path / "anomaly.csv")
+    with (tmp_path / "anomaly.csv").open(newline="") as file:
+        table = {row["method"]: (row["1"], row["3"], row["mean"]) for row in csv.DictReader(file)}
+    # The published rows by hand from their papers' tables: (99.7 + 91.9) / 2 and so on.
+    assert table == {
+        "dense": ("96.0", "90.0", "93.0"),
+        "deep": ("97.0", "", ""),
+        "Deep SVDD (Ruff 2018)": ("99.7", "91.9", "95.8"),
+        "DCAE (Ruff 2018)": ("98.3", "86.7", "92.5"),
+        "OCGAN (Perera 2019)": ("99.9", "96.3", "98.1"),
+    }
+    anomaly.write_markdown(rows, ["1", "3"], tmp_path / "anomaly.md")
+    lines = (tmp_path / "anomaly.md").read_text().splitlines()
+    assert lines[0] == "| method | 1 | 3 | mean | settings |"
+    assert lines[2] == "| **dense** | 96.0 | 90.0 | **93.0** | `model.kind=dense` |"
