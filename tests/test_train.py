@@ -72,25 +72,39 @@ def test_a_diverging_loss_is_one_line_and_writes_no_model(trained_before):
     assert_previous_outputs_intact(trained_before)
 
 
+def interrupt_in_epoch_3(
+    process: subprocess.Popen, interrupt: Callable[[], None]
+) -> tuple[str, str]:
+    """Read the process's output until its second epoch ends, interrupt it; return its output."""
+    return interrupt_after_line(process, interrupt, "Epoch 2/")
+
+
 def interrupt_in_epoch_2(
     process: subprocess.Popen, interrupt: Callable[[], None]
 ) -> tuple[str, str]:
-    """Read the process's output until its second epoch begins, interrupt it; return its output."""
+    """Interrupt the process as its first epoch ends: inside the second, traced and compiled with
+    the first, a single TensorFlow call that lasts seconds; return its output."""
+    return interrupt_after_line(process, interrupt, "Epoch 1/")
+
+
+def interrupt_after_line(
+    process: subprocess.Popen, interrupt: Callable[[], None], start: str
+) -> tuple[str, str]:
     seen = []
     for line in process.stdout:
         seen.append(line)
-        if line.startswith("Epoch 2/"):  # past start-up and compiling: really training
+        if line.startswith(start):
             interrupt()
             break
     rest, errors = process.communicate(timeout=120)
     output = "".join(seen) + rest
-    assert "Epoch 2/" in output, output + (errors or "")
+    assert start in output, output + (errors or "")
     return output, errors or ""
 
 
 # Epochs of about 9 s on this 2-core machine: one compiled TensorFlow program each, during which
 # Python runs no signal handler.
-LONG_EPOCHS = {"model.kind": "conv", "model.filters": [128, 128], "train.epochs": 2}
+LONG_EPOCHS = {"model.kind": "conv", "model.filters": [128, 128], "train.epochs": 3}
 
 
 @pytest.mark.slow
@@ -104,17 +118,15 @@ def test_a_signal_inside_a_long_compiled_epoch_ends_train_within_5_s(trained_bef
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     ) as process:
-        for line in process.stdout:
-            if line.startswith("Training on"):
-                time.sleep(2)  # the first epoch is traced by now, and running
-                process.send_signal(signum)
-                signalled = time.monotonic()
-                break
-        output, errors = process.communicate(timeout=60)
-        seconds = time.monotonic() - signalled
+        signalled = []
+        output, errors = interrupt_in_epoch_2(
+            process, lambda: (process.send_signal(signum), signalled.append(time.monotonic()))
+        )
+        seconds = time.monotonic() - signalled[0]
     assert seconds < 5, seconds
-    assert "Epoch 1/" not in output  # it was inside the first epoch
+    assert "Epoch 2/" not in output  # it was inside the second epoch
     assert process.returncode == 128 + signum, errors
+    # Outside a DVC repository there is no checkpoint to resume from.
     assert error_line(errors) == (
         f"error: interrupted by {signum.name}; no output was left half-written"
     )
@@ -126,7 +138,7 @@ def test_dvc_repro_after_ctrl_c_leaves_the_workspace_as_it_was_and_its_rerun_res
     set_params(sample_repo / "params.yaml", {"train.epochs": 20})
     git_commit(sample_repo, "20 epochs")
     before = {path: (sample_repo / path).read_bytes() for path in PREVIOUS}
-    returncode, output = dvc_repro_with_ctrl_c(sample_repo, interrupt_in_epoch_2)
+    returncode, output = dvc_repro_with_ctrl_c(sample_repo, interrupt_in_epoch_3)
     assert returncode != 0
     assert re.search(
         r"error: interrupted by SIGINT; no output was left half-written; "
@@ -154,8 +166,8 @@ def test_ctrl_c_inside_a_long_epoch_under_dvc_repro_puts_back_what_dvc_removed(s
     set_params(sample_repo / "params.yaml", LONG_EPOCHS)
     git_commit(sample_repo, "long epochs")
     before = {path: (sample_repo / path).read_bytes() for path in PREVIOUS}
-    _, output = dvc_repro_with_ctrl_c(sample_repo, interrupt_in_epoch_1)
-    assert "Epoch 1/" not in output  # it was inside the first epoch
+    _, output = dvc_repro_with_ctrl_c(sample_repo, interrupt_in_epoch_2)
+    assert "Epoch 2/" not in output  # it was inside the second epoch
     assert "error: interrupted by SIGINT; no output was left half-written" in output, output
     assert {path: (sample_repo / path).read_bytes() for path in PREVIOUS} == before
     assert run(["git", "status", "--porcelain"], sample_repo).stdout == ""
@@ -175,21 +187,6 @@ def dvc_repro_with_ctrl_c(repo: Path, interrupt_in) -> tuple[int, str]:
     ) as process:
         output, _ = interrupt_in(process, lambda: os.killpg(process.pid, signal.SIGINT))
     return process.returncode, output
-
-
-def interrupt_in_epoch_1(
-    process: subprocess.Popen, interrupt: Callable[[], None]
-) -> tuple[str, str]:
-    """Interrupt the process inside its first epoch; return its output."""
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("Training on"):
-            time.sleep(2)  # the first epoch is traced by now, and running
-            interrupt()
-            break
-    rest, errors = process.communicate(timeout=60)
-    return "".join(seen) + rest, errors or ""
 
 
 def forget_what_only_running_caches(repo: Path) -> None:
