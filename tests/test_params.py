@@ -484,3 +484,9 @@ def test_every_declared_key_is_in_params_yaml():
         }
         for section in document
     }
+
+
+def test_the_default_mirrors_are_folders_or_https():
+    mirrors = params.load(REPO / "params.yaml").data.mirrors
+    urls = [mirror for sources in mirrors.values() for mirror in sources if "://" in mirror]
+    assert urls and all(url.startswith("https://") for url in urls), urls
