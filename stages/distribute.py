@@ -27,6 +27,7 @@ import functools
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -421,7 +422,10 @@ def lost_worker(message: str, cluster: Cluster) -> str:
         who = f"{task_type} {index} of {cluster.source} ({cluster.tasks[task_type][index]})"
     else:
         who = f"another worker of {cluster.source}"
-    if "heartbeat" in message:
+    if "heartbeat" in message and peers and refused(cluster.tasks[task_type][index]):
+        # Killed: TensorFlow's heartbeats sometimes tell before the watchdog's probe does.
+        why = "the connection failed (Connection refused)"
+    elif "heartbeat" in message:
         why = "it stopped sending heartbeats"
     elif TIMEOUT_VARIABLE in message:  # Workers' watchdog
         why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
@@ -431,6 +435,18 @@ def lost_worker(message: str, cluster: Cluster) -> str:
         why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
     note = cli.rerun_note() or "a rerun starts from epoch 1"
     return f"lost {who}: {why}; restart every worker ({note})"
+
+
+def refused(address: str) -> bool:
+    """Whether host:port refuses a connection: nothing listens there any more."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:  # no answer: a stopped process, a machine gone
+        return False
+    return False
 
 
 def describe(strategy: "tf.distribute.Strategy") -> str:

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -558,3 +559,20 @@ def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch, tasks, task, 
     monkeypatch.setenv("TF_CONFIG", json.dumps(config))
     workers = distribute.cluster_from_environment("multi_worker")
     assert (workers.is_chief, workers.size) == (chief, sum(map(len, tasks.values())))
+
+
+def test_heartbeats_lost_from_a_closed_port_read_as_a_failed_connection():
+    """TensorFlow's heartbeats may tell of a killed worker before the watchdog's probe does: its
+    closed port tells killed from stopped (whose port still accepts)."""
+    listening = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{listening.getsockname()[1]}"
+    cluster = distribute.Cluster({"worker": ["127.0.0.1:1", address]}, "worker", 0)
+    message = "/job:worker/replica:0/task:1 stopped sending heartbeats"
+    with listening:
+        assert distribute.lost_worker(message, cluster) == (
+            f"lost worker 1 of TF_CONFIG ({address}): it stopped sending heartbeats; "
+            "restart every worker (a rerun starts from epoch 1)"
+        )
+    assert ": the connection failed (Connection refused); " in distribute.lost_worker(
+        message, cluster
+    )
