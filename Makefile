@@ -115,9 +115,14 @@ bench: venv
 exps: venv
 	dvc exp show --drop 'stages/.*|data/.*|models/.*|reports/.*|data.mirrors.*|Created'
 
+# The README is a front page: details live in docs/.
+README_LINES = 120
+
 lint: dev-venv
 	ruff check .
 	ruff format --check .
+	@lines=$$(wc -l < README.md); test $$lines -le $(README_LINES) || \
+		{ echo "error: README.md has $$lines lines; allowed: at most $(README_LINES) (move details to docs/)"; exit 1; }
 
 format: dev-venv
 	ruff check --fix .

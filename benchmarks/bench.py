@@ -22,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import ENV, REPO
+from benchmarks.common import ENV, REPO, epoch_seconds
 from scripts.family import VARIANTS
-from stages.train import epoch_seconds, history_environment, read_history
+from stages.paths import TRAIN_REPORTS
 
 NO_OP_REPEATS = 5  # no-op `dvc repro` measurements per run, of this project and of DVC's floor
 
@@ -127,12 +127,12 @@ def tutorial_epochs(result: dict) -> tuple[list[float], float]:
     return report["epoch_seconds"], report["val_loss"]
 
 
-def train_stage(clone: Path, history: Path) -> tuple[dict, tuple[list[float], float]]:
-    """Run the train stage in a fresh process: its measure, and (each epoch's seconds, the final
-    val_loss) from the history it writes."""
-    result = measure([sys.executable, "-m", "stages.train"], clone, history_environment(history))
-    epochs = read_history(history)
-    return result, ([epoch["seconds"] for epoch in epochs], epochs[-1]["val_loss"])
+def train_stage(clone: Path) -> tuple[dict, tuple[list[float], float]]:
+    """Run the train stage in a fresh process: its measure, and (each epoch's seconds, as it
+    prints them, and the final val_loss, from its DVCLive metrics)."""
+    result = measure([sys.executable, "-m", "stages.train"], clone)
+    metrics = json.loads((clone / TRAIN_REPORTS / "metrics.json").read_text())
+    return result, (epoch_seconds("\n".join(result["lines"])), metrics["eval"]["loss"])
 
 
 def per_epoch(fits: list[tuple[list[float], float]]) -> tuple[float, float, float]:
@@ -177,7 +177,7 @@ def main() -> None:
                 trivial.append(measure(["dvc", "repro"], trivial_project))
             # Back to the default params (encoding_dim 36) for the train stage alone.
             subprocess.run(["git", "checkout", "-q", "--", "params.yaml"], cwd=clone, check=True)
-            result, fit = train_stage(clone, work / "history.json")
+            result, fit = train_stage(clone)
             stage.append(result)
             stage_fits.append(fit)
             print(f"run {run + 1} of {args.runs}: done", flush=True)
@@ -255,7 +255,6 @@ def time_kinds(args, data: Path, work: Path) -> dict[str, tuple[float, float]]:
         capture_output=True,
     )
     (work / "kind_fit.py").write_text(KIND_FIT)
-    history = work / "kind_history.json"
     rows = {}
     for variant in args.kinds:
         fits, stages = [], []
@@ -266,8 +265,8 @@ def time_kinds(args, data: Path, work: Path) -> dict[str, tuple[float, float]]:
             fit = measure([sys.executable, str(work / "kind_fit.py")], clone, {"PYTHONPATH": "."})
             # The first epoch also traces and compiles, on both sides: the epochs after it.
             fits.append(statistics.median(tutorial_epochs(fit)[0][1:]))
-            measure([sys.executable, "-m", "stages.train"], clone, history_environment(history))
-            stages.append(statistics.median(epoch_seconds(history)[1:]))
+            trained = measure([sys.executable, "-m", "stages.train"], clone)
+            stages.append(statistics.median(epoch_seconds("\n".join(trained["lines"]))[1:]))
         rows[variant] = statistics.median(fits), statistics.median(stages)
         print(f"{variant}: done", flush=True)
     return rows

@@ -26,9 +26,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import ENV, REPO
+from benchmarks.common import ENV, REPO, epoch_seconds
 from stages.paths import PARAMS, PREPARED, TRAIN_REPORTS
-from stages.train import epoch_seconds, history_environment
 
 
 def main() -> None:
@@ -116,31 +115,29 @@ def folder(epochs: int, strategy: str, devices: int = 2) -> Path:
 
 
 def train(path: Path, environment: dict | None = None) -> subprocess.Popen:
-    """The train stage in `path`, writing its history there (HISTORY)."""
+    """The train stage in `path`."""
     return subprocess.Popen(
         [sys.executable, "-m", "stages.train"],
         cwd=path,
-        env={**ENV, **history_environment(path / HISTORY), **(environment or {})},
+        env={**ENV, **(environment or {})},
         stdout=subprocess.PIPE,
         text=True,
     )
 
 
-HISTORY = "history.json"
-
-
 def measure(processes: list[subprocess.Popen], chief: Path) -> Run:
     """The first process's median epoch after the first; the final loss and val_loss; and after
     each epoch it prints, the threads and memory of the busiest process."""
-    usage = []
+    usage, printed = [], []
     for line in processes[0].stdout:
+        printed.append(line)
         if line.startswith("Epoch "):
             usage.append(max(filter(None, map(usage_of, processes)), default=(0, 0.0)))
     outputs = [process.communicate()[0] for process in processes]
     for process, output in zip(processes, outputs, strict=True):
         if process.returncode != 0:
             sys.exit(f"error: {' '.join(process.args)} exited {process.returncode}:\n{output}")
-    seconds = statistics.median(epoch_seconds(chief / HISTORY)[1:])
+    seconds = statistics.median(epoch_seconds("".join(printed))[1:])
     metrics = json.loads((chief / TRAIN_REPORTS / "metrics.json").read_text())
     return Run(seconds, metrics["train"]["loss"], metrics["eval"]["loss"], usage)
 

@@ -7,7 +7,7 @@ Each of the four runs starts from a fresh clone of this repository's commit, hol
 (pulled from this workspace's DVC cache, so nothing is downloaded and no run cache is warm), and
 published to a git remote (a bare repository) and a DVC remote (a folder) in a temporary folder.
 Slurm is the cluster SLURM_CONF names if sbatch reaches one, else a one-node cluster of the
-tests' own (tests/slurm_cluster.py: as root, with Debian's slurm-wlm and munge). Each Slurm run
+tests' own (benchmarks/slurm_cluster.py: as root, with Debian's slurm-wlm and munge). Each Slurm run
 goes first, so that the local one cannot warm anything for it. The folders are removed at the end.
 """
 
@@ -23,6 +23,7 @@ from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 from benchmarks.common import ENV, REPO
+from benchmarks.slurm_cluster import missing_reason, one_node_cluster
 
 
 def main() -> None:
@@ -78,8 +79,6 @@ def a_slurm_cluster():
     reached = subprocess.run(["sinfo", "-h"], capture_output=True, text=True)
     if shutil.which("sbatch") and reached.returncode == 0 and reached.stdout.strip():
         return nullcontext({})
-    from tests.slurm_cluster import missing_reason, one_node_cluster
-
     if reason := missing_reason():
         sys.exit(f"error: no Slurm to measure: {reason}")
     return one_node_cluster()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import dvc.api
 
+from scripts import slurm
+from scripts.slurm import settings_args
 from stages.files import atomic_path
 
 PREPARED = "prepared-data"  # the experiments that prepare shared data start so; removed once run
@@ -62,9 +64,7 @@ def executor(args: argparse.Namespace):
     """The executor --executor names: it has run(runs, shared) -> the experiments' names, in
     order, and where_to_look(name) -> where a failed one's log is."""
     if args.executor == "slurm":
-        from scripts import slurm
-
-        return slurm.Slurm(slurm.sbatch_options(args.sbatch))
+        return slurm.Slurm(slurm.sbatch_options(args.sbatch), prepare_once)
     return Queue(args.jobs)
 
 
@@ -138,10 +138,6 @@ def prepare_once(shared: list[str], push_to: str = "") -> None:
         # The stage's own one-line error if it gave one, else DVC's last word.
         reason = next((line[7:] for line in lines if line.startswith("error: ")), lines[-1])
         sys.exit(f"error: preparing the data failed, nothing was queued: {reason}")
-
-
-def settings_args(settings: list[str]) -> list[str]:
-    return [argument for setting in settings for argument in ("-S", setting)]
 
 
 def results(names: list[str]) -> tuple[dict[str, dict], list[str]]:

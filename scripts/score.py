@@ -26,10 +26,9 @@ import numpy as np
 from PIL import Image
 
 from stages.cli import StageError, gist, run
-from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
+from stages.datasets import IMAGE_SIDE, IMAGE_SIZE, scale_and_flatten
 from stages.files import atomic_path
 from stages.paths import EVALUATION_METRICS, MODEL
-from stages.prepare import scale_and_flatten
 from stages.scores import anomalous, reconstruction_errors
 
 PATHS_ALLOWED = "a folder of .png files, a .png file or a .npy array"

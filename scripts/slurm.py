@@ -17,12 +17,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 from dvc.repo.experiments.utils import gen_random_name
 
-from scripts import experiments
 from stages.paths import DVC_YAML
 
 LOGS = Path(".dvc/tmp/slurm")  # each task's log, JOB_TASK.log, and the job's script, JOB.sh
@@ -42,8 +42,9 @@ DONE = {"COMPLETED"}
 class Slurm:
     """The executor of `--executor slurm`: `sbatch` options are passed through as they are."""
 
-    def __init__(self, sbatch_options: list[str]):
-        self.sbatch_options = sbatch_options
+    def __init__(self, sbatch_options: list[str], prepare_once: Callable[..., None]):
+        """`prepare_once(shared, push_to=remote)` prepares the data the experiments share."""
+        self.sbatch_options, self.prepare_once = sbatch_options, prepare_once
         self.job = ""
         self.names: list[str] = []
 
@@ -56,7 +57,7 @@ class Slurm:
         check_options(script, options)
         # Data other than the commit's: prepared here once, pushed for the tasks to restore.
         if changes_data(shared):
-            experiments.prepare_once(shared, push_to=remote)
+            self.prepare_once(shared, push_to=remote)
         self.job = submit(script, options)
         print(f"submitted Slurm job {self.job}: {len(runs)} tasks, logs in {LOGS}/", flush=True)
         try:
@@ -188,7 +189,7 @@ def unique_names(count: int, remote: str) -> list[str]:
 def job_script(names: list[str], runs: list[list[str]], url: str, commit: str) -> str:
     """The array job: each task's name and settings, then scripts/slurm_experiment.sh."""
     cases = [
-        f"  {index}) name={name}; settings=({shlex.join(experiments.settings_args(settings))}) ;;"
+        f"  {index}) name={name}; settings=({shlex.join(settings_args(settings))}) ;;"
         for index, (name, settings) in enumerate(zip(names, runs, strict=True))
     ]
     return "\n".join(
@@ -301,6 +302,11 @@ def pull_finished(names: list[str], remote: str) -> None:
     if pushed:
         print(f"pulling {len(pushed)} experiments", flush=True)
         subprocess.run(["dvc", "exp", "pull", remote, *pushed], check=True, capture_output=True)
+
+
+def settings_args(settings: list[str]) -> list[str]:
+    """["a=1", "b=2"]: ["-S", "a=1", "-S", "b=2"], as `dvc exp run` takes them."""
+    return [argument for setting in settings for argument in ("-S", setting)]
 
 
 def sbatch_options(text: str) -> list[str]:

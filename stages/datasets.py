@@ -2,12 +2,19 @@
 
 from dataclasses import dataclass
 
+import numpy as np
+
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
 TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
 TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
 IMAGE_SIDE = 28
 IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE
+
+
+def scale_and_flatten(images: np.ndarray) -> np.ndarray:
+    """Images of 0-255 pixels as the models take them: one row of IMAGE_SIZE values in [0, 1]."""
+    return (images.astype(np.float32) / 255.0).reshape(len(images), IMAGE_SIZE)
 
 
 DIGITS = tuple(str(digit) for digit in range(10))

@@ -32,7 +32,7 @@ def main() -> None:
             )
         chosen[0] = (images[kept], labels[kept], images_out, labels_out, available)
     for images, labels, images_out, labels_out, available in chosen:
-        save_npy(images_out, scale_and_flatten(images))
+        save_npy(images_out, datasets.scale_and_flatten(images))
         save_npy(labels_out, labels)
         print(f"{images_out}: {len(images)} of {available} images")
 
@@ -66,10 +66,6 @@ def choose_subset(rng: np.random.Generator, available: int, size: int, name: str
     if size == available:
         return np.arange(available)
     return np.sort(rng.choice(available, size=size, replace=False))
-
-
-def scale_and_flatten(images: np.ndarray) -> np.ndarray:
-    return (images.astype(np.float32) / 255.0).reshape(len(images), datasets.IMAGE_SIZE)
 
 
 if __name__ == "__main__":

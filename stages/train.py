@@ -1,10 +1,7 @@
 """Train the autoencoder to reproduce its input, logging each epoch's losses with DVCLive."""
 
 import functools
-import json
 import math
-import os
-from pathlib import Path
 
 from dvclive import Live
 
@@ -15,7 +12,6 @@ from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 
 # A file to write each epoch's losses and seconds to, for the benchmarks: timings are no result
 # of the pipeline's, so they stay out of DVC's outputs and git.
-HISTORY_VARIABLE = "TRAIN_HISTORY"
 
 
 def main() -> None:
@@ -73,12 +69,11 @@ def main() -> None:
         # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
         live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
         with distribute.reporting_lost_workers(cluster):
-            history = fit(on_epoch=Report(config, live))
+            fit(on_epoch=Report(config, live))
         live.end()
         model.save_autoencoder(autoencoder, MODEL)
     if checkpoint:
         checkpoint.finished()
-    write_history(history)
 
 
 class Report:
@@ -109,27 +104,6 @@ def check_converged(loss: float, epoch: int, train: params.TrainParams) -> None:
             f"training diverged: the loss became {loss} at epoch {epoch}; no model was saved. "
             f"Try a smaller train.learning_rate (now {train.learning_rate})"
         )
-
-
-def write_history(history) -> None:
-    """Each epoch's losses and seconds, to $TRAIN_HISTORY if it is set."""
-    if path := os.environ.get(HISTORY_VARIABLE):
-        Path(path).write_text(json.dumps([vars(epoch) for epoch in history]))
-
-
-def read_history(path: Path) -> list[dict]:
-    """What write_history wrote: each epoch's number, loss, val_loss and seconds."""
-    return json.loads(Path(path).read_text())
-
-
-def history_environment(path: Path) -> dict[str, str]:
-    """The variables that make the train stage write its history to `path`."""
-    return {HISTORY_VARIABLE: str(path.resolve())}
-
-
-def epoch_seconds(path: Path) -> list[float]:
-    """Each epoch's seconds, as the train stage wrote them to `path`."""
-    return [epoch["seconds"] for epoch in read_history(path)]
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import matplotlib.image
 import pytest
 
 from benchmarks.scaling import free_ports
+from benchmarks.slurm_cluster import jobs
 from scripts import slurm as slurm_executor
 from stages.paths import MODEL
 from tests.conftest import (
@@ -30,7 +31,6 @@ from tests.conftest import (
     set_params,
     started,
 )
-from tests.slurm_cluster import jobs
 
 # The smallest and the tutorial-sized code: two values show the trend, a third is a minute more.
 DIMS = [2, 32]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from benchmarks.scaling import free_ports, usage_of
+from benchmarks.slurm_cluster import finished, jobs
 from stages import distribute, params
 from stages.cli import StageError
 from stages.paths import METRICS, MODEL, PREPARED, TRAIN_CURVES
@@ -35,7 +36,6 @@ from tests.conftest import (
     stage_without_tensorflow,
     started,
 )
-from tests.slurm_cluster import finished, jobs
 
 # How far a run on several replicas may drift from the one-device run: the same steps, with each
 # batch's gradients summed from parts in another order. Measured: 1e-7; a wrong split (a replica
