@@ -28,7 +28,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import threading
 import time
 import zlib
@@ -53,15 +52,7 @@ EXAMPLE = (
 )
 TIMEOUT_VARIABLE = "TRAIN_WORKER_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 120.0
-# What srun sets for each task of a job step, which SlurmClusterResolver reads.
 SLURM_STEP = "the Slurm job step"
-SLURM_VARIABLES = (
-    "SLURM_JOB_ID",
-    "SLURM_PROCID",
-    "SLURM_STEP_NUM_TASKS",
-    "SLURM_STEP_NODELIST",
-    "SLURM_STEP_TASKS_PER_NODE",
-)
 # A job's workers listen on a block of ports of its own on each node, chosen by its job id, so
 # that two jobs sharing a node do not collide: SLURM_PORTS_FROM + (id mod SLURM_PORT_BLOCKS) *
 # SLURM_TASKS_PER_NODE, one port per task from there.
@@ -83,8 +74,8 @@ class Cluster:
     timeout: float = field(default=DEFAULT_TIMEOUT_SECONDS, compare=False)
     # Where the cluster came from, for the messages: TF_CONFIG or SLURM_STEP.
     source: str = field(default=VARIABLE, compare=False)
-    # A Slurm job step's first port on each node (SlurmClusterResolver's port_base).
-    port_base: int = field(default=0, compare=False)
+    # A Slurm job step's: TensorFlow's SlurmClusterResolver, which laid the tasks out.
+    resolver: object = field(default=None, compare=False)
 
     @property
     def size(self) -> int:
@@ -157,60 +148,24 @@ def fail(problem: str, allowed: str) -> StageError:
 
 
 def slurm_cluster(timeout: float) -> Cluster:
-    """The workers of this Slurm job step, one per task, laid out as SlurmClusterResolver does:
-    the nodes in sorted order, on each a port per task from the job's port_base."""
-    values = {name: os.environ.get(name, "") for name in SLURM_VARIABLES}
-    try:
-        job, rank, tasks = (int(values[name]) for name in SLURM_VARIABLES[:3])
-        per_node = tasks_per_node(values["SLURM_STEP_TASKS_PER_NODE"])
-    except ValueError:
-        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+    """The workers of this Slurm job step, one per task, as TensorFlow's SlurmClusterResolver
+    lays them out from what srun sets (it loads TensorFlow)."""
+    resolver = slurm_resolver()
+    tasks = resolver.cluster_spec().as_dict()
+    hosts = [address.rpartition(":")[0] for address in tasks["worker"]]
+    if max(map(hosts.count, hosts)) > SLURM_TASKS_PER_NODE:
         raise StageError(
-            f"{SLURM_STEP} has {shown}; allowed: what srun sets (without TF_CONFIG, "
-            "train.strategy multi_worker takes its workers from srun's tasks)"
-        ) from None
-    listed = subprocess.run(
-        ["scontrol", "show", "hostnames", values["SLURM_STEP_NODELIST"]],
-        capture_output=True,
-        text=True,
-    )
-    hosts = listed.stdout.split()
-    if listed.returncode != 0 or len(hosts) != len(per_node) or sum(per_node) != tasks:
-        raise StageError(
-            f"{SLURM_STEP}'s nodes {values['SLURM_STEP_NODELIST']!r} do not match its tasks per "
-            f"node {values['SLURM_STEP_TASKS_PER_NODE']!r}; allowed: what srun sets "
-            f"({listed.stderr.strip() or 'scontrol show hostnames'})"
+            f"{SLURM_STEP} has {max(map(hosts.count, hosts))} tasks on a node; allowed: at most "
+            f"{SLURM_TASKS_PER_NODE} (one per GPU)"
         )
-    if max(per_node) > SLURM_TASKS_PER_NODE or not 0 <= rank < tasks:
-        raise StageError(
-            f"{SLURM_STEP} has {max(per_node)} tasks on a node and this one is task {rank} of "
-            f"{tasks}; allowed: at most {SLURM_TASKS_PER_NODE} tasks per node (one per GPU)"
-        )
-    port_base = SLURM_PORTS_FROM + job % SLURM_PORT_BLOCKS * SLURM_TASKS_PER_NODE
-    addresses = [
-        f"{host}:{port_base + offset}"
-        for host, count in sorted(zip(hosts, per_node, strict=True))
-        for offset in range(count)
-    ]
     return Cluster(
-        tasks={"worker": addresses},
-        task_type="worker",
-        task_index=rank,
+        tasks=tasks,
+        task_type=resolver.task_type,
+        task_index=resolver.task_id,
         timeout=timeout,
         source=SLURM_STEP,
-        port_base=port_base,
+        resolver=resolver,
     )
-
-
-def tasks_per_node(text: str) -> list[int]:
-    """Slurm's SLURM_STEP_TASKS_PER_NODE, e.g. "2(x3),1" -> [2, 2, 2, 1]."""
-    counts = []
-    for part in text.split(","):
-        found = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part)
-        if not found:
-            raise ValueError(part)
-        counts += [int(found.group(1))] * int(found.group(2) or 1)
-    return counts
 
 
 def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribute.Strategy":
@@ -225,8 +180,6 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
     """
     import tensorflow as tf
 
-    # Before TensorFlow sees the GPUs: the resolver gives each task its share of a node's.
-    resolver = slurm_resolver(cluster) if cluster.source == SLURM_STEP else None
     gpus = tf.config.list_physical_devices("GPU")
     if train.strategy == "mirrored":
         if gpus:
@@ -244,15 +197,16 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
             implementation=implementation.AUTO if gpus else implementation.RING
         )
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=resolver, communication_options=options
+            cluster_resolver=cluster.resolver, communication_options=options
         )
         cli.answer_signals()  # its runtime took SIGTERM over, to note preemptions
         return strategy
     return tf.distribute.get_strategy()
 
 
-def slurm_resolver(cluster: Cluster):
-    """TensorFlow's SlurmClusterResolver for the job step whose workers `cluster` lists."""
+def slurm_resolver():
+    """TensorFlow's SlurmClusterResolver for this job step, its workers on the job's ports. It
+    gives each task its share of a node's GPUs (before TensorFlow sees them)."""
     import tensorflow as tf
     from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import get_num_gpus
 
@@ -260,21 +214,20 @@ def slurm_resolver(cluster: Cluster):
         gpus = get_num_gpus()  # CUDA_VISIBLE_DEVICES, else nvidia-smi's list
     except (RuntimeError, OSError):  # no nvidia-smi, or it failed: no GPU
         gpus = 0
-    # Without GPUs the resolver's port arithmetic still needs a count per task: one, never set.
-    most = max(len(cluster.tasks["worker"]), 1)
-    shares = {} if gpus else {"gpus_per_node": most, "gpus_per_task": 1, "auto_set_gpu": False}
     try:
+        job = int(os.environ.get("SLURM_JOB_ID", ""))
+        port_base = SLURM_PORTS_FROM + job % SLURM_PORT_BLOCKS * SLURM_TASKS_PER_NODE
+        # Without GPUs the resolver still pairs each task with a share: one each, never set.
+        shares = {} if gpus else {"gpus_per_node": 2**31, "gpus_per_task": 1, "auto_set_gpu": False}
         resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
-            port_base=cluster.port_base, **shares
+            port_base=port_base, **shares
         )
-        layout = resolver.cluster_spec().as_dict()
-    except RuntimeError as error:
-        raise StageError(f"{SLURM_STEP}: {error}") from None
-    if layout != cluster.tasks:
+        resolver.cluster_spec()
+    except (ValueError, RuntimeError) as error:
         raise StageError(
-            f"{SLURM_STEP}: SlurmClusterResolver lays the workers out as {layout}, not "
-            f"{cluster.tasks}; allowed: one srun step of this job"
-        )
+            f"{SLURM_STEP}: SlurmClusterResolver cannot read it ({error}); allowed: what srun "
+            "sets (without TF_CONFIG, train.strategy multi_worker takes its workers from srun)"
+        ) from None
     if not gpus:  # it would report the shares it was given as GPUs, and place the model there
         return tf.distribute.cluster_resolver.SimpleClusterResolver(
             resolver.cluster_spec(),
