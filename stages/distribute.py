@@ -43,7 +43,7 @@ from stages.cli import StageError
 from stages.params import Params, TrainParams
 
 if TYPE_CHECKING:
-    import tensorflow as tf
+    from stages.backend import tf
 
 VARIABLE = "TF_CONFIG"
 TASK_TYPES = ("chief", "worker")  # the tasks of MultiWorkerMirroredStrategy
@@ -178,7 +178,7 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
     - multi_worker: a replica per GPU, or the CPU, of each worker of TF_CONFIG (read by
       cluster_from_environment).
     """
-    import tensorflow as tf
+    from stages.backend import tf
 
     gpus = tf.config.list_physical_devices("GPU")
     if train.strategy == "mirrored":
@@ -207,8 +207,9 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
 def slurm_resolver():
     """TensorFlow's SlurmClusterResolver for this job step, its workers on the job's ports. It
     gives each task its share of a node's GPUs (before TensorFlow sees them)."""
-    import tensorflow as tf
     from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import get_num_gpus
+
+    from stages.backend import tf
 
     try:
         gpus = get_num_gpus()  # CUDA_VISIBLE_DEVICES, else nvidia-smi's list
@@ -258,7 +259,7 @@ class Workers:
         self._changed = threading.Condition()
         self._meeting: tuple[str, float] | None = None  # the place, and when to give up
         if cluster.size > 1:
-            import tensorflow as tf
+            from stages.backend import tf
 
             # Compiled once, so that its collective's group and instance are resolved once: each
             # later meeting is a plain exchange with the peers, and one whose connection closed
@@ -294,8 +295,9 @@ class Workers:
         at once for one that is gone (its port closed: killed, or its machine restarted), or at
         the deadline for one that is still missing. (A stopped one, which answers nothing, is
         TensorFlow's coordination service's to report: it stopped sending heartbeats.)"""
-        import tensorflow as tf
         from tensorflow.python.eager import context
+
+        from stages.backend import tf
 
         while True:
             with self._changed:
@@ -331,8 +333,9 @@ class Workers:
 
     def _absent(self, place: str) -> list[tuple[str, int]]:
         """The workers that have not reached `place`."""
-        import tensorflow as tf
         from tensorflow.python.eager import context
+
+        from stages.backend import tf
 
         absent = []
         for task_type, addresses in self.cluster.tasks.items():
@@ -352,7 +355,7 @@ class Workers:
 def reporting_lost_workers(cluster: Cluster) -> Iterator[None]:
     """Turn TensorFlow's error for a worker that died or stopped answering into one line that
     names it: a multi-worker run cannot go on without it."""
-    import tensorflow as tf
+    from stages.backend import tf
 
     try:
         yield
@@ -404,7 +407,7 @@ def refused(address: str) -> bool:
 
 def describe(strategy: "tf.distribute.Strategy") -> str:
     """The devices a strategy trains on, as `train` prints them: "CPU:0 and CPU:1 (...)"."""
-    import tensorflow as tf
+    from stages.backend import tf
 
     if not is_distributed(strategy):
         gpus = tf.config.list_logical_devices("GPU")
@@ -421,7 +424,7 @@ def describe(strategy: "tf.distribute.Strategy") -> str:
 
 def is_distributed(strategy: "tf.distribute.Strategy") -> bool:
     """Anything but TensorFlow's default strategy, one device."""
-    import tensorflow as tf
+    from stages.backend import tf
 
     with strategy.scope():
         return tf.distribute.has_strategy()
@@ -460,7 +463,7 @@ def check_workers_agree(
     """Stop with one line unless every worker is to train the same model on the same data: their
     steps would not pair up, and each would wait for the others' forever. Call it before building
     the model (whose variables the workers already create together)."""
-    import tensorflow as tf
+    from stages.backend import tf
 
     mine = fingerprint(config, images, test_images)
     values = tf.constant([mine, [value * value for value in mine]], tf.float64)

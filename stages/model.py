@@ -12,11 +12,9 @@ import statistics
 import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers, ops
 
+from stages.backend import keras, layers, ops, tf
 from stages.cli import StageError
 from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
 from stages.files import atomic_path

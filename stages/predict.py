@@ -45,9 +45,8 @@ def predict_and_score(
     """The codes and reconstructions of the inputs, and the metrics that score the
     reconstructions against the images (the inputs themselves, or their clean originals)."""
     # Imported here, not above: main() checks params.yaml before TensorFlow loads.
-    import keras
-
     from stages import model
+    from stages.backend import keras
 
     # One call on the whole test set (it fits in memory many times over): predict()'s batching
     # and tracing would only add time.

@@ -12,11 +12,10 @@ and seeds. tests/test_training.py checks the losses against fit()'s, kind by kin
 import time
 from collections.abc import Callable
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from stages import distribute
+from stages.backend import keras, tf
 from stages.checkpoints import Checkpoint, Epoch
 from stages.params import TrainParams
 

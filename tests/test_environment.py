@@ -87,7 +87,7 @@ def test_a_user_with_their_own_config_and_variables_changes_nothing(tmp_path):
 def test_the_stages_load_keras_on_tensorflow_whatever_keras_backend_says_and_without_sklearn():
     # Keras would load scikit-learn for wrappers no stage uses (docs/speed.md); evaluate still can.
     code = (
-        "import stages, sys, keras\n"
+        "import sys\nfrom stages.backend import keras\n"
         "print(keras.backend.backend(), 'sklearn' in sys.modules)\n"
         "from sklearn.decomposition import PCA\n"
         "print(PCA.__name__)\n"
