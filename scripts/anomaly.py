@@ -20,13 +20,10 @@ from stages import params
 from stages.datasets import DATASETS
 
 ANOMALY = Path("reports/anomaly")
-# Each kind as settings on top of params.yaml: 30 epochs of one class's 6000 images. On a CPU a
-# convolutional epoch of them takes about 14 s with 32 channels: it gets 16, and 15 epochs.
-KINDS = {
-    "dense": ["model.kind=dense", "train.epochs=30"],
-    "deep": ["model.kind=deep", "train.epochs=30"],
-    "conv": ["model.kind=conv", "model.filters=[16,16]", "train.epochs=15"],
-    "vae": ["model.kind=vae", "train.epochs=30"],
+# Each kind of params.KINDS as settings on top of params.yaml: 30 epochs of one class's 6000
+# images. Convolutional epochs are the slowest on a CPU (docs/speed.md): 16 channels, 15 epochs.
+KINDS = {kind: [f"model.kind={kind}", "train.epochs=30"] for kind in params.KINDS} | {
+    "conv": ["model.kind=conv", "model.filters=[16,16]", "train.epochs=15"]
 }
 DEFAULT_KINDS = ",".join(KINDS)
 

@@ -25,16 +25,12 @@ from stages.paths import RECONSTRUCTIONS, TEST_IMAGES
 
 FAMILY = Path("reports/family")
 SHOWN = 8  # test images in the figure
-# The variants, as settings on top of params.yaml: the tutorial's sparse penalty (10e-5 on the
-# code's activity) and denoising noise (0.5).
-VARIANTS = {
-    "dense": [],
-    "deep": ["model.kind=deep"],
-    "conv": ["model.kind=conv"],
+# The variants, as settings on top of params.yaml: every kind of params.KINDS, the tutorial's
+# sparse penalty (10e-5 on the code's activity) and denoising noise (0.5).
+VARIANTS = {kind: [f"model.kind={kind}"] for kind in params.KINDS} | {
     "sparse": ["model.l1=0.0001"],
     "denoising": ["train.noise_factor=0.5"],
     "denoising-conv": ["model.kind=conv", "train.noise_factor=0.5"],
-    "vae": ["model.kind=vae"],
 }
 COLUMNS = {
     # column: the `dvc exp show` key it comes from

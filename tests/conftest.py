@@ -26,7 +26,7 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from stages import datasets, idx
+from stages import datasets, idx, params
 from stages.datasets import IMAGE_SIZE
 from stages.params import ModelParams
 from tests.slurm_cluster import slurm  # noqa: F401 - a fixture, for every test module
@@ -108,15 +108,14 @@ TUTORIAL = ModelParams(
 
 # The tutorial's family as the tests build it: each variant's changes to TUTORIAL, and its noise.
 # Small convolutions: what a test checks of the conv kind does not depend on how wide it is.
+KINDS = list(params.KINDS)
+STAGES = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])  # in their order
 VARIANTS = {
-    "dense": ({}, 0.0),
-    "deep": ({"kind": "deep"}, 0.0),
+    **{kind: ({"kind": kind}, 0.0) for kind in KINDS},
     "conv": ({"kind": "conv", "filters": (8, 8)}, 0.0),
     "sparse": ({"l1": 1e-4}, 0.0),
     "denoising": ({}, 0.5),
-    "vae": ({"kind": "vae"}, 0.0),
 }
-KINDS = ["dense", "deep", "conv", "vae"]  # the variants that are kinds of their own
 
 
 def variant_model(variant: str) -> ModelParams:

@@ -95,6 +95,11 @@ PARAMETERS = {
 }
 
 
+def test_every_kind_params_allow_has_a_builder_and_a_parameter_count():
+    # params.KINDS is the one list: the family, make anomaly and these tests take it from there.
+    assert list(model.BUILDERS) == list(KINDS) == list(PARAMETERS)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_maps_784_values_to_a_code_and_back(kind):
     autoencoder = model.build_autoencoder(variant_model(kind))

@@ -15,6 +15,7 @@ from stages.datasets import DATASETS, TEST_IMAGES
 from tests.conftest import (
     REPO,
     SAMPLE_PARAMS,
+    STAGES,
     copy_run,
     mean_image_bce,
     ran_or_restored,
@@ -23,7 +24,6 @@ from tests.conftest import (
 )
 from tests.test_determinism import snapshot
 
-STAGES = ["download", "prepare", "train", "predict", "plot", "evaluate"]
 FIGURES = ["reconstructions", "loss", "codes_pca", "error_per_class", "best_and_worst", "decoded"]
 OUTPUTS = [
     "data/raw/train-images-idx3-ubyte.gz",

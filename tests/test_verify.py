@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import run, set_params
+from tests.conftest import STAGES, run, set_params
 
 
 def verify(repo: Path):
@@ -26,7 +26,8 @@ def test_the_committed_run_passes(sample_repo):
     result = verify(sample_repo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
-        "verified: the code, params and committed outputs of all 6 stages match dvc.lock"
+        "verified: the code, params and committed outputs of all "
+        f"{len(STAGES)} stages match dvc.lock"
     ]
 
 
@@ -53,7 +54,7 @@ def test_a_change_to_a_shared_module_names_every_stage_that_uses_it(sample_repo)
     paths = sample_repo / "stages" / "paths.py"
     paths.write_text(paths.read_text() + "\n")
     stages = [line.split(":")[0] for line in verify(sample_repo).stdout.splitlines()]
-    assert stages == ["download", "prepare", "train", "predict", "plot", "evaluate"]
+    assert stages == STAGES
 
 
 def test_a_params_change_fails_naming_the_key_and_both_values(sample_repo):
