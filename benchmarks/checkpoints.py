@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     config = params.load()
     train = dataclasses.replace(config.train, epochs=args.epochs or config.train.epochs)
-    from stages import model, training
+    from stages import loop, model
 
     images = load_npy(TRAIN_IMAGES, mmap_mode="c")
     test_images = load_npy(TEST_IMAGES, mmap_mode="c")
@@ -44,7 +44,7 @@ def main() -> None:
             model.seed_everything(train.seed)
             autoencoder = model.build_autoencoder(config.model)
             started = time.perf_counter()
-            training.fit(autoencoder, train, **arrays, checkpoint=checkpoint)
+            loop.fit(autoencoder, train, **arrays, checkpoint=checkpoint)
             seconds[name] = time.perf_counter() - started
     mean_save = sum(saves) / len(saves)
     print(f"{config.model.kind}, {train.epochs} epochs on {images.shape[0]} images")

@@ -25,7 +25,7 @@ from scripts import slurm
 from scripts.slurm import settings_args
 from stages.files import atomic_path
 
-PREPARED = "prepared-data"  # the experiments that prepare shared data start so; removed once run
+PREPARING = "prepared-data"  # the experiments that prepare shared data start so; removed once run
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +125,7 @@ def prepare_once(shared: list[str], push_to: str = "") -> None:
     tasks on other machines to pull instead of downloading."""
     print("preparing the data the experiments share", flush=True)
     # A name of this run's own: two sweeps at once must not remove each other's.
-    name = f"{PREPARED}-{os.getpid()}-{secrets.token_hex(3)}"
+    name = f"{PREPARING}-{os.getpid()}-{secrets.token_hex(3)}"
     command = ["dvc", "exp", "run", "--temp", "--name", name, *settings_args(shared), "prepare"]
     prepared = subprocess.run(command, capture_output=True, text=True)
     if prepared.returncode == 0 and push_to:

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stages.cli import StageError, gist, run
 from stages.datasets import IMAGE_SIDE, IMAGE_SIZE, scale_and_flatten
 from stages.files import atomic_path
+from stages.metrics import anomalous, reconstruction_errors
 from stages.paths import EVALUATION_METRICS, MODEL
-from stages.scores import anomalous, reconstruction_errors
+from stages.runner import StageError, gist, run
 
 PATHS_ALLOWED = "a folder of .png files, a .png file or a .npy array"
 PNG_ALLOWED = "a PNG image of any size, light on dark"

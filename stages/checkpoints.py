@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from stages import cli
+from stages import runner
 from stages.distribute import Cluster
 from stages.files import atomic_path
 from stages.paths import DVC_YAML, PARAMS
@@ -83,7 +83,7 @@ class Checkpoint:
         arrays[STATE] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
         with atomic_path(self.path) as temporary:
             np.savez(temporary, allow_pickle=False, **arrays)
-        cli.note_for_rerun(f"a rerun {self.resumes(len(history))}")
+        runner.note_for_rerun(f"a rerun {self.resumes(len(history))}")
 
     def restore(self, variables: list, shuffler: np.random.Generator) -> list[Epoch]:
         """Set the variables and the shuffler as the checkpoint has them; return its epochs. No
@@ -113,7 +113,7 @@ class Checkpoint:
             f"{state['epoch']}'s state saved {state['saved']} ({self.path})",
             flush=True,
         )
-        cli.note_for_rerun(f"a rerun {self.resumes(state['epoch'])}")
+        runner.note_for_rerun(f"a rerun {self.resumes(state['epoch'])}")
         return history
 
     def resumes(self, done: int) -> str:
@@ -130,7 +130,7 @@ class Checkpoint:
                 values = [saved[f"variable_{i}"] for i in range(len(variables))]
                 extra = len(saved.files) - 1 - len(variables)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-            raise CheckpointError(f"is unreadable ({cli.gist(error)})") from None
+            raise CheckpointError(f"is unreadable ({runner.gist(error)})") from None
         if not isinstance(state, dict) or state.get("key") != self.key:
             raise CheckpointError("is another run's (its params, code or data differ)")
         shapes = [tuple(variable.shape) for variable in variables]
@@ -141,7 +141,7 @@ class Checkpoint:
             np.random.default_rng().bit_generator.state = state["shuffler"]  # one it can take
             epoch = state["epoch"]
         except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"is unreadable (its state: {cli.gist(error)})") from None
+            raise CheckpointError(f"is unreadable (its state: {runner.gist(error)})") from None
         numbers = [entry.number for entry in history]
         if (
             type(epoch) is not int

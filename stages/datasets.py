@@ -4,10 +4,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
-TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
-TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
-TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
+TRAIN_IMAGES_GZ = "train-images-idx3-ubyte.gz"
+TRAIN_LABELS_GZ = "train-labels-idx1-ubyte.gz"
+TEST_IMAGES_GZ = "t10k-images-idx3-ubyte.gz"
+TEST_LABELS_GZ = "t10k-labels-idx1-ubyte.gz"
 IMAGE_SIDE = 28
 IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE
 
@@ -46,10 +46,10 @@ class Dataset:
         """Each file's size once decompressed: an IDX header (16 bytes for images, 8 for
         labels), then a byte per pixel or label."""
         return {
-            TRAIN_IMAGES: 16 + self.train_count * IMAGE_SIZE,
-            TRAIN_LABELS: 8 + self.train_count,
-            TEST_IMAGES: 16 + self.test_count * IMAGE_SIZE,
-            TEST_LABELS: 8 + self.test_count,
+            TRAIN_IMAGES_GZ: 16 + self.train_count * IMAGE_SIZE,
+            TRAIN_LABELS_GZ: 8 + self.train_count,
+            TEST_IMAGES_GZ: 16 + self.test_count * IMAGE_SIZE,
+            TEST_LABELS_GZ: 8 + self.test_count,
         }
 
 
@@ -61,10 +61,10 @@ DATASETS = {
             train_count=60000,
             test_count=10000,
             sha256={
-                TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-                TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-                TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-                TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+                TRAIN_IMAGES_GZ: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                TRAIN_LABELS_GZ: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                TEST_IMAGES_GZ: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                TEST_LABELS_GZ: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
             },
         ),
         Dataset(
@@ -72,10 +72,10 @@ DATASETS = {
             train_count=60000,
             test_count=10000,
             sha256={
-                TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-                TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-                TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-                TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                TRAIN_IMAGES_GZ: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                TRAIN_LABELS_GZ: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                TEST_IMAGES_GZ: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                TEST_LABELS_GZ: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
             },
             classes=GARMENTS,
             class_kind="class",
@@ -87,10 +87,10 @@ DATASETS = {
             train_count=2000,
             test_count=500,
             sha256={
-                TRAIN_IMAGES: "729d340c0177402770b27c04f817dfb40ed8844459b35a9f11ae21067b05cf19",
-                TRAIN_LABELS: "90795ea2219655a7281c0d6756d0ae8a33bebac7ec84bac89bbdcc5e3baa9f8c",
-                TEST_IMAGES: "de0a55d8eb2a23fce4f596c5234b08b9c8ee685583a2b0e52f3a78eca48f9d89",
-                TEST_LABELS: "60e902e82445d902e245e1b039469f36936d63cb28e81527a7bbba247c240af3",
+                TRAIN_IMAGES_GZ: "729d340c0177402770b27c04f817dfb40ed8844459b35a9f11ae21067b05cf19",
+                TRAIN_LABELS_GZ: "90795ea2219655a7281c0d6756d0ae8a33bebac7ec84bac89bbdcc5e3baa9f8c",
+                TEST_IMAGES_GZ: "de0a55d8eb2a23fce4f596c5234b08b9c8ee685583a2b0e52f3a78eca48f9d89",
+                TEST_LABELS_GZ: "60e902e82445d902e245e1b039469f36936d63cb28e81527a7bbba247c240af3",
             },
         ),
         # The same of Fashion-MNIST (Zalando Research, MIT licence), carved from Debian's package.
@@ -99,10 +99,10 @@ DATASETS = {
             train_count=2000,
             test_count=500,
             sha256={
-                TRAIN_IMAGES: "71a9f8cec24060d6752b3e4940ce6d6fd729334afa47b735dd553481aa83b53e",
-                TRAIN_LABELS: "8983259dfbc9f185f92698916f7daf361704b43ba7d19568cc7bcdeefdc1bece",
-                TEST_IMAGES: "c9bd0ed7148856eb2287d902861921296d6c36d95a5113341a35554343e84123",
-                TEST_LABELS: "9f5f7b9143df7bffff73a8bf7d8a53545dbf787f86e5e195c64401d2c6f8f372",
+                TRAIN_IMAGES_GZ: "71a9f8cec24060d6752b3e4940ce6d6fd729334afa47b735dd553481aa83b53e",
+                TRAIN_LABELS_GZ: "8983259dfbc9f185f92698916f7daf361704b43ba7d19568cc7bcdeefdc1bece",
+                TEST_IMAGES_GZ: "c9bd0ed7148856eb2287d902861921296d6c36d95a5113341a35554343e84123",
+                TEST_LABELS_GZ: "9f5f7b9143df7bffff73a8bf7d8a53545dbf787f86e5e195c64401d2c6f8f372",
             },
             classes=GARMENTS,
             class_kind="class",

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stages import cli
-from stages.cli import StageError
+from stages import runner
 from stages.params import Params, TrainParams
+from stages.runner import StageError
 
 if TYPE_CHECKING:
     from stages.backend import tf
@@ -90,15 +90,15 @@ class Cluster:
         return self.task_index == 0
 
 
-SINGLE = Cluster(tasks={"worker": ["localhost"]}, task_type="worker", task_index=0)
+ONE_PROCESS = Cluster(tasks={"worker": ["localhost"]}, task_type="worker", task_index=0)
 
 
 def cluster_from_environment(strategy: str) -> Cluster:
     """The cluster of train.strategy: for multi_worker, TF_CONFIG's, or else the Slurm job
     step's; else this one process."""
     if strategy != "multi_worker":
-        return SINGLE
-    timeout = cli.seconds_from_environment(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS)
+        return ONE_PROCESS
+    timeout = runner.seconds_from_environment(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS)
     text = os.environ.get(VARIABLE, "")
     if not text.strip():
         if "SLURM_STEP_ID" in os.environ:
@@ -168,7 +168,7 @@ def slurm_cluster(timeout: float) -> Cluster:
     )
 
 
-def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribute.Strategy":
+def make_strategy(train: TrainParams, cluster: Cluster = ONE_PROCESS) -> "tf.distribute.Strategy":
     """Where training runs, from train.strategy (README, "Scaling out"). Call it first: logical
     devices and a multi-worker cluster are fixed once TensorFlow's runtime starts.
 
@@ -199,7 +199,7 @@ def make_strategy(train: TrainParams, cluster: Cluster = SINGLE) -> "tf.distribu
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=cluster.resolver, communication_options=options
         )
-        cli.answer_signals()  # its runtime took SIGTERM over, to note preemptions
+        runner.answer_signals()  # its runtime took SIGTERM over, to note preemptions
         return strategy
     return tf.distribute.get_strategy()
 
@@ -389,7 +389,7 @@ def lost_worker(message: str, cluster: Cluster) -> str:
         why = f"the connection failed ({aborted.group(1).strip()})"
     else:
         why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
-    note = cli.rerun_note() or "a rerun starts from epoch 1"
+    note = runner.rerun_note() or "a rerun starts from epoch 1"
     return f"lost {who}: {why}; restart every worker ({note})"
 
 

@@ -20,17 +20,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stages import params
-from stages.cli import StageError, run, seconds_from_environment
 from stages.datasets import DATASETS
 from stages.files import atomic_folder
 from stages.paths import RAW
+from stages.runner import StageError, gist, run, seconds_from_environment
 
 ATTEMPTS = 3
 CHUNK_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
-class Patience:
+class DownloadLimits:
     """How long to wait for a server: `timeout` seconds for each attempt, and `retry_delay`
     seconds before the second attempt, twice that before the third (a busy server recovers)."""
 
@@ -63,7 +63,7 @@ class Expected:
 
 def main() -> None:
     data = params.load().data
-    patience = Patience(
+    limits = DownloadLimits(
         timeout=seconds_from_environment("DATA_TIMEOUT", default=60.0),
         retry_delay=seconds_from_environment("DATA_RETRY_DELAY", default=1.0),
     )
@@ -74,7 +74,7 @@ def main() -> None:
     with atomic_folder(RAW) as staging:
         for name, sha256 in dataset.sha256.items():
             expected = Expected(name, sha256, dataset.sizes()[name])
-            fetch_verified(expected, sources, staging / name, down, patience)
+            fetch_verified(expected, sources, staging / name, down, limits)
 
 
 def sources_for(data: params.DataParams) -> list[str]:
@@ -93,7 +93,7 @@ def fetch_verified(
     sources: list[str],
     destination: Path,
     down: dict[str, str],
-    patience: Patience,
+    limits: DownloadLimits,
 ) -> None:
     failures = []
     for source in sources:
@@ -101,7 +101,7 @@ def fetch_verified(
             failures.append(f"{source} (skipped: {down[source]}, for an earlier file)")
             continue
         try:
-            fetch(source, expected, destination, patience)
+            fetch(source, expected, destination, limits)
             print(f"{expected.name}: verified, from {source}")
             return
         except SourceFailed as failure:
@@ -116,9 +116,9 @@ def fetch_verified(
     )
 
 
-def fetch(source: str, expected: Expected, destination: Path, patience: Patience) -> None:
+def fetch(source: str, expected: Expected, destination: Path, limits: DownloadLimits) -> None:
     if "://" in source:
-        download(source.rstrip("/") + "/" + expected.name, expected, destination, patience)
+        download(source.rstrip("/") + "/" + expected.name, expected, destination, limits)
         return
     path = Path(source) / expected.name
     try:
@@ -127,21 +127,21 @@ def fetch(source: str, expected: Expected, destination: Path, patience: Patience
         raise SourceFailed(f"{error.strerror}: {path}") from None
     with file:
         try:
-            receive(file, expected, destination, time.monotonic() + patience.timeout, patience)
+            receive(file, expected, destination, time.monotonic() + limits.timeout, limits)
         except TooSlow as error:  # a folder on a network file system that hangs
-            raise SourceFailed(why(error, patience)) from None
+            raise SourceFailed(why(error, limits)) from None
 
 
-def download(url: str, expected: Expected, destination: Path, patience: Patience) -> None:
+def download(url: str, expected: Expected, destination: Path, limits: DownloadLimits) -> None:
     """Download with a timeout, retrying what may pass (timeouts, resets, 5xx) but not a 404."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            deadline = time.monotonic() + patience.timeout
-            with urllib.request.urlopen(url, timeout=patience.timeout) as response:
+            deadline = time.monotonic() + limits.timeout
+            with urllib.request.urlopen(url, timeout=limits.timeout) as response:
                 length = int(response.headers.get("Content-Length") or 0) or None
                 if length and length > expected.most_compressed:
                     raise too_large(length, expected)
-                received = receive(response, expected, destination, deadline, patience, length)
+                received = receive(response, expected, destination, deadline, limits, length)
             if length is not None and received != length:
                 raise ConnectionError(f"transfer cut short at {received} of {length} bytes")
             return
@@ -150,11 +150,11 @@ def download(url: str, expected: Expected, destination: Path, patience: Patience
                 raise SourceFailed(f"HTTP {error.code} {error.reason}") from None
             reason = f"HTTP {error.code} {error.reason}"
         except urllib.error.URLError as error:  # e.g. while connecting
-            reason = why(error.reason, patience)
+            reason = why(error.reason, limits)
         except (OSError, ValueError) as error:  # timeouts, resets, short reads (http.client)
-            reason = why(error, patience)
+            reason = why(error, limits)
         if attempt < ATTEMPTS:
-            time.sleep(attempt * patience.retry_delay)
+            time.sleep(attempt * limits.retry_delay)
     raise SourceDown(f"{reason}, after {ATTEMPTS} attempts")
 
 
@@ -162,13 +162,13 @@ class TooSlow(TimeoutError):
     """A source that answers, but does not send the whole file within DATA_TIMEOUT."""
 
 
-def why(error: Exception | str, patience: Patience) -> str:
-    """What went wrong, in a few words; a timeout names the setting that bounds it."""
+def why(error: Exception | str, limits: DownloadLimits) -> str:
+    """What went wrong (runner.gist), where a timeout names the setting that bounds it."""
     if isinstance(error, TooSlow):
-        return f"timed out: the file was not whole within DATA_TIMEOUT={patience.timeout:g} s"
+        return f"timed out: the file was not whole within DATA_TIMEOUT={limits.timeout:g} s"
     if isinstance(error, TimeoutError):
-        return f"timed out: no answer within DATA_TIMEOUT={patience.timeout:g} s"
-    return str(error) or type(error).__name__
+        return f"timed out: no answer within DATA_TIMEOUT={limits.timeout:g} s"
+    return gist(error) if isinstance(error, BaseException) else error
 
 
 def too_large(sent: int, expected: Expected) -> SourceFailed:
@@ -183,7 +183,7 @@ def receive(
     expected: Expected,
     destination: Path,
     deadline: float,
-    patience: Patience,
+    limits: DownloadLimits,
     length: int | None = None,
 ) -> int:
     """Copy `source` (a readable binary stream) to `destination`, hashing its decompressed

@@ -13,9 +13,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from stages import figures, params
-from stages.cli import StageError, run
 from stages.datasets import DATASETS
 from stages.files import load_npy, save_json
+from stages.metrics import anomalous, bce, mse, psnr, reconstruction_errors
 from stages.paths import (
     CODES,
     EVALUATION,
@@ -28,7 +28,7 @@ from stages.paths import (
     TRAIN_IMAGES,
     TRAIN_LABELS,
 )
-from stages.scores import anomalous, bce, mse, psnr, reconstruction_errors
+from stages.runner import StageError, run
 
 LABELLED_PER_CLASS = 10  # the probe's labelled training images: 100 for ten classes
 # Without outliers to tell apart (data.normal_classes: all), the threshold flags the 1% of test

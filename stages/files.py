@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import cli
-from stages.cli import StageError
+from stages import runner
+from stages.runner import StageError
 
 _temporaries: set[Path] = set()  # the temporary files and folders of the writes under way
 _renaming = threading.Lock()  # held while an atomic_folder swaps its two folders
@@ -22,7 +22,7 @@ _renaming = threading.Lock()  # held while an atomic_folder swaps its two folder
 
 def remove_temporaries() -> None:
     """Remove every write's temporary files and folders: what a process ending without
-    unwinding (cli.run's watcher) does instead of their `finally` blocks."""
+    unwinding (runner.run's watcher) does instead of their `finally` blocks."""
     with _renaming:
         for temporary in list(_temporaries):
             remove(temporary)
@@ -36,7 +36,7 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-cli.on_hard_exit(remove_temporaries)
+runner.on_hard_exit(remove_temporaries)
 
 
 @contextmanager

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.cli import StageError
 from stages.files import atomic_path
+from stages.runner import StageError
 
 # The third byte of the magic number names the element type; all values are big-endian.
 DTYPES = {

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from stages.backend import keras, layers, ops, tf
-from stages.cli import StageError
 from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
 from stages.files import atomic_path
 from stages.params import ModelParams
+from stages.runner import StageError, gist
 
 # Every entry of a saved archive gets this time: the earliest a zip file can record.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -253,11 +253,4 @@ def load_autoencoder(path: Path) -> keras.Model:
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types for a bad file; all mean the same here
-        raise StageError(f"{path}: not a loadable Keras model ({first_sentence(error)})") from None
-
-
-def first_sentence(error: BaseException) -> str:
-    """An error's gist on one line: Keras wraps the real error in paragraphs and a config dump."""
-    while error.__cause__ or error.__context__:
-        error = error.__cause__ or error.__context__
-    return " ".join(str(error).split()).split(". ", 1)[0]
+        raise StageError(f"{path}: not a loadable Keras model ({gist(error)})") from None

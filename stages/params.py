@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from stages.cli import StageError
 from stages.datasets import DATASETS, IMAGE_SIZE
 from stages.paths import PARAMS
+from stages.runner import StageError
 
 # The valid values of the keys that choose among names.
 KINDS = ("dense", "deep", "conv", "vae")  # stages/model.py builds each

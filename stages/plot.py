@@ -6,9 +6,9 @@ Reads only NumPy and TSV files: this stage never imports TensorFlow.
 import csv
 
 from stages import figures, noise, params
-from stages.cli import StageError, run
 from stages.datasets import DATASETS
 from stages.files import load_npy
+from stages.metrics import reconstruction_errors
 from stages.paths import (
     CODES,
     DECODED,
@@ -18,7 +18,7 @@ from stages.paths import (
     TRAIN_CURVES,
     figure,
 )
-from stages.scores import reconstruction_errors
+from stages.runner import StageError, run
 
 
 def main() -> None:

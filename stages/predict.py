@@ -4,9 +4,9 @@ encode the training images, for the evaluation's probe."""
 import numpy as np
 
 from stages import noise, params
-from stages.cli import run
 from stages.datasets import IMAGE_SIZE
 from stages.files import load_npy, save_json, save_npy
+from stages.metrics import mse, psnr
 from stages.paths import (
     CODES,
     DECODED,
@@ -17,7 +17,7 @@ from stages.paths import (
     TRAIN_CODES,
     TRAIN_IMAGES,
 )
-from stages.scores import mse, psnr
+from stages.runner import run
 
 
 def main() -> None:

@@ -4,17 +4,29 @@ for one-class training, keep only the normal classes' training images."""
 import numpy as np
 
 from stages import datasets, idx, params
-from stages.cli import StageError, run
 from stages.files import save_npy
 from stages.paths import RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from stages.runner import StageError, run
 
 
 def main() -> None:
     data = params.load().data
     rng = np.random.default_rng(data.seed)
     splits = [
-        (datasets.TRAIN_IMAGES, datasets.TRAIN_LABELS, data.train_size, TRAIN_IMAGES, TRAIN_LABELS),
-        (datasets.TEST_IMAGES, datasets.TEST_LABELS, data.test_size, TEST_IMAGES, TEST_LABELS),
+        (
+            datasets.TRAIN_IMAGES_GZ,
+            datasets.TRAIN_LABELS_GZ,
+            data.train_size,
+            TRAIN_IMAGES,
+            TRAIN_LABELS,
+        ),
+        (
+            datasets.TEST_IMAGES_GZ,
+            datasets.TEST_LABELS_GZ,
+            data.test_size,
+            TEST_IMAGES,
+            TEST_LABELS,
+        ),
     ]
     # Read and check both splits before writing either: a bad test file leaves no new train file.
     chosen = []

@@ -6,9 +6,9 @@ import math
 from dvclive import Live
 
 from stages import checkpoints, distribute, noise, outputs, params
-from stages.cli import StageError, raise_if_interrupted, run
 from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
+from stages.runner import StageError, raise_if_interrupted, run
 
 # A file to write each epoch's losses and seconds to, for the benchmarks: timings are no result
 # of the pipeline's, so they stay out of DVC's outputs and git.
@@ -19,7 +19,7 @@ def main() -> None:
     cluster = distribute.cluster_from_environment(config.train.strategy)
     checkpoint = checkpoints.for_this_run(cluster, config.train.epochs)
     # Imported once the params are checked: a typo fails at once, not after TensorFlow loads.
-    from stages import model, training
+    from stages import loop, model
 
     strategy = distribute.make_strategy(config.train, cluster)
     print(f"Training on {distribute.describe(strategy)}", flush=True)
@@ -46,7 +46,7 @@ def main() -> None:
         "test_targets": test_images,
     }
     fit = functools.partial(
-        training.fit,
+        loop.fit,
         autoencoder,
         config.train,
         **arrays,
@@ -58,7 +58,7 @@ def main() -> None:
         # Another worker of a multi-worker run trains in step with the chief, which writes
         # everything: this workspace stays as it was (its checkpoint is in the DVC cache).
         with distribute.reporting_lost_workers(cluster):
-            fit(on_epoch=Report(config))
+            fit(on_epoch=EpochReport(config))
         if checkpoint:
             checkpoint.finished()
         return
@@ -69,14 +69,14 @@ def main() -> None:
         # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
         live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
         with distribute.reporting_lost_workers(cluster):
-            fit(on_epoch=Report(config, live))
+            fit(on_epoch=EpochReport(config, live))
         live.end()
         model.save_autoencoder(autoencoder, MODEL)
     if checkpoint:
         checkpoint.finished()
 
 
-class Report:
+class EpochReport:
     """After each epoch: stop on a diverged loss, log the losses to DVCLive (if given), print them,
     and answer a signal whose exception got lost in library code."""
 
@@ -84,7 +84,7 @@ class Report:
         self.train, self.live = config.train, live
 
     def __call__(self, epoch) -> None:
-        check_converged(epoch.loss, epoch.number, self.train)
+        check_not_diverged(epoch.loss, epoch.number, self.train)
         if self.live:
             # The names DVCLive's Keras callback gives fit()'s "loss" and "val_loss".
             self.live.log_metric("train/loss", epoch.loss)
@@ -98,7 +98,7 @@ class Report:
         raise_if_interrupted()
 
 
-def check_converged(loss: float, epoch: int, train: params.TrainParams) -> None:
+def check_not_diverged(loss: float, epoch: int, train: params.TrainParams) -> None:
     if not math.isfinite(loss):
         raise StageError(
             f"training diverged: the loss became {loss} at epoch {epoch}; no model was saved. "

@@ -141,7 +141,7 @@ def mean_image_bce(images: np.ndarray) -> float:
 
 def sample_test_images() -> np.ndarray:
     """The bundled MNIST sample's test images, scaled and flattened as prepare writes them."""
-    images = idx.read(SAMPLE / datasets.TEST_IMAGES)
+    images = idx.read(SAMPLE / datasets.TEST_IMAGES_GZ)
     return images.reshape(-1, IMAGE_SIZE) / np.float32(255)
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from stages import checkpoints, distribute
+from stages.loop import Epoch
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_CURVES, TRAIN_REPORTS
-from stages.training import Epoch
 from tests.conftest import (
     copy_run,
     git_commit,
@@ -127,7 +127,7 @@ def test_a_completed_run_leaves_no_checkpoint(sample_run):
 
 
 # The key: what DVC hashes to decide whether train runs, and nothing else.
-def key(repo: Path, cluster: distribute.Cluster = distribute.SINGLE) -> str:
+def key(repo: Path, cluster: distribute.Cluster = distribute.ONE_PROCESS) -> str:
     cwd = Path.cwd()
     os.chdir(repo)
     try:
@@ -146,7 +146,7 @@ def test_a_checkpoint_is_keyed_by_trains_params_code_data_and_worker(sample_repo
     run(["git", "checkout", "params.yaml"], sample_repo)
     assert key(sample_repo) == before
 
-    code = sample_repo / "stages" / "training.py"
+    code = sample_repo / "stages" / "loop.py"
     code.write_text(code.read_text() + "\n# changed\n")
     assert key(sample_repo) != before
     run(["git", "checkout", "stages"], sample_repo)
@@ -173,8 +173,8 @@ def test_a_checkpoint_is_keyed_by_tensorflows_and_keras_versions_too():
 
 def test_two_runs_of_the_same_params_at_once_keep_a_checkpoint_each(sample_repo, monkeypatch):
     monkeypatch.chdir(sample_repo)
-    first = checkpoints.for_this_run(distribute.SINGLE, epochs=3)
-    second = checkpoints.for_this_run(distribute.SINGLE, epochs=3)  # while the first runs
+    first = checkpoints.for_this_run(distribute.ONE_PROCESS, epochs=3)
+    second = checkpoints.for_this_run(distribute.ONE_PROCESS, epochs=3)  # while the first runs
     assert first.key == second.key and first.path != second.path
     shuffler = np.random.default_rng(0)
     first.save(variables(), [Epoch(1, 1.0, 2.0, 0.5)], shuffler)
@@ -185,7 +185,7 @@ def test_two_runs_of_the_same_params_at_once_keep_a_checkpoint_each(sample_repo,
     monkeypatch.delenv(checkpoints.RESUME_VARIABLE)
 
     os.close(first.lock)  # the first run is killed; its rerun finds its checkpoint
-    rerun = checkpoints.for_this_run(distribute.SINGLE, epochs=3)
+    rerun = checkpoints.for_this_run(distribute.ONE_PROCESS, epochs=3)
     assert rerun.path == first.path
     assert rerun.restore(variables(), shuffler) == [Epoch(1, 1.0, 2.0, 0.5)]
     rerun.finished()
@@ -195,7 +195,7 @@ def test_two_runs_of_the_same_params_at_once_keep_a_checkpoint_each(sample_repo,
 
 def test_no_checkpoint_outside_a_dvc_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert checkpoints.for_this_run(distribute.SINGLE, epochs=3) is None
+    assert checkpoints.for_this_run(distribute.ONE_PROCESS, epochs=3) is None
 
 
 # A checkpoint of two variables, in a temporary folder.

@@ -10,11 +10,11 @@ from tests.conftest import REPO, run
 
 
 def run_stage_code(body: str, **popen) -> subprocess.CompletedProcess:
-    """Run `body` as a stage's main() through stages.cli.run, in a fresh Python."""
+    """Run `body` as a stage's main() through stages.runner.run, in a fresh Python."""
     code = "\n".join(
         [
             "import os, signal, time",
-            "from stages.cli import raise_if_interrupted, run",
+            "from stages.runner import raise_if_interrupted, run",
             "def main():",
             *(f"    {line}" for line in body.strip().splitlines()),
             "run(main)",
@@ -84,7 +84,7 @@ def test_sigint_ignored_by_the_caller_stays_ignored():
 def test_every_failure_runs_the_stages_clean_up_first(failure, shown):
     code = "\n".join(
         [
-            "from stages.cli import StageError, run",
+            "from stages.runner import StageError, run",
             "def main():",
             f"    {failure}",
             "run(main, on_failure=lambda: print('put back', flush=True))",

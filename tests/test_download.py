@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 
 from stages import download, prepare
-from stages.cli import StageError
-from stages.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES, TRAIN_LABELS
+from stages.datasets import DATASETS, TEST_IMAGES_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
+from stages.runner import StageError
 from tests.conftest import SAMPLE, QuietHandler, error_line, run, serving, set_params, stage
 from tests.required import require
 
 FILES = sorted(DATASETS["mnist_sample"].sha256)
-EXPECTED_SHA256 = DATASETS["mnist_sample"].sha256[TRAIN_IMAGES]
+EXPECTED_SHA256 = DATASETS["mnist_sample"].sha256[TRAIN_IMAGES_GZ]
 # The sample's test images passed off as its train images: a good gzip, the wrong content.
-WRONG_SHA256 = hashlib.sha256(gzip.decompress((SAMPLE / TEST_IMAGES).read_bytes())).hexdigest()
+WRONG_SHA256 = hashlib.sha256(gzip.decompress((SAMPLE / TEST_IMAGES_GZ).read_bytes())).hexdigest()
 
 
 @pytest.fixture(autouse=True)
@@ -103,21 +103,21 @@ def test_a_file_with_the_wrong_content_falls_back_to_the_next_source(
     in_workspace, tmp_path, monkeypatch, capsys
 ):
     bad = mirror_copy(tmp_path)
-    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)
+    shutil.copy(SAMPLE / TEST_IMAGES_GZ, bad / TRAIN_IMAGES_GZ)
     monkeypatch.setenv("DATA_MIRROR", str(bad))
     download.main()
     assert_raw_is_the_sample(in_workspace)
     output = capsys.readouterr().out
-    assert f"{TRAIN_IMAGES}: verified, from tests/data/mnist_sample/" in output
-    assert f"{TEST_IMAGES}: verified, from {bad}" in output
+    assert f"{TRAIN_IMAGES_GZ}: verified, from tests/data/mnist_sample/" in output
+    assert f"{TEST_IMAGES_GZ}: verified, from {bad}" in output
 
 
 def test_only_a_wrong_file_fails_naming_it_and_both_checksums(in_workspace, tmp_path):
     bad = mirror_copy(tmp_path)
-    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)
+    shutil.copy(SAMPLE / TEST_IMAGES_GZ, bad / TRAIN_IMAGES_GZ)
     use_mirrors(in_workspace, str(bad))
     message = download_error()
-    assert f"checksum mismatch for {TRAIN_IMAGES}" in message
+    assert f"checksum mismatch for {TRAIN_IMAGES_GZ}" in message
     assert f"expected {EXPECTED_SHA256}, got {WRONG_SHA256}" in message
     assert not (in_workspace / "data" / "raw").exists()
     assert list((in_workspace / "data").glob(".raw.*")) == []
@@ -134,12 +134,14 @@ def test_http_404_falls_back_to_the_next_source(in_workspace, tmp_path, monkeypa
 @pytest.mark.parametrize("spoil", ["truncate", "garbage"])
 def test_a_corrupt_gzip_is_reported_as_corrupt_or_truncated(in_workspace, tmp_path, spoil):
     bad = mirror_copy(tmp_path)
-    whole = (bad / TRAIN_IMAGES).read_bytes()
+    whole = (bad / TRAIN_IMAGES_GZ).read_bytes()
     spoiled = whole[: len(whole) // 2] if spoil == "truncate" else b"<html>Moved</html>"
-    (bad / TRAIN_IMAGES).write_bytes(spoiled)
+    (bad / TRAIN_IMAGES_GZ).write_bytes(spoiled)
     use_mirrors(in_workspace, str(bad))
     message = download_error()
-    assert f"could not get {TRAIN_IMAGES} from any source: {bad} (corrupt or truncated" in message
+    assert (
+        f"could not get {TRAIN_IMAGES_GZ} from any source: {bad} (corrupt or truncated" in message
+    )
     assert not (in_workspace / "data" / "raw").exists()
 
 
@@ -150,7 +152,7 @@ def test_a_failed_download_leaves_the_existing_raw_data_untouched(in_workspace, 
     download_error()
     assert sorted(path.name for path in raw.iterdir()) == sorted([*FILES, "notes.txt"])
     assert (raw / "notes.txt").read_text() == "mine"
-    assert (raw / TRAIN_IMAGES).read_bytes() == (SAMPLE / TRAIN_IMAGES).read_bytes()
+    assert (raw / TRAIN_IMAGES_GZ).read_bytes() == (SAMPLE / TRAIN_IMAGES_GZ).read_bytes()
     assert list((in_workspace / "data").glob(".raw.*")) == []
 
 
@@ -164,7 +166,7 @@ def test_no_source_at_all_says_how_to_give_one(in_workspace):
 
 def test_all_sources_failing_exit_1_with_one_line_giving_each_reason(in_workspace, tmp_path):
     bad = mirror_copy(tmp_path, "bad")
-    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)
+    shutil.copy(SAMPLE / TEST_IMAGES_GZ, bad / TRAIN_IMAGES_GZ)
     (tmp_path / "empty").mkdir()
     refused = f"http://127.0.0.1:{free_port()}/"
     nowhere = tmp_path / "nowhere"
@@ -174,13 +176,13 @@ def test_all_sources_failing_exit_1_with_one_line_giving_each_reason(in_workspac
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     line = result.stderr.strip()
-    assert line.startswith(f"error: could not get {TRAIN_IMAGES} from any source: ")
+    assert line.startswith(f"error: could not get {TRAIN_IMAGES_GZ} from any source: ")
     reasons = [
-        f"{nowhere} (No such file or directory: {nowhere / TRAIN_IMAGES})",
+        f"{nowhere} (No such file or directory: {nowhere / TRAIN_IMAGES_GZ})",
         f"{empty} (HTTP 404 File not found)",
         f"{refused} (",
         "Connection refused, after 3 attempts)",
-        f"{bad} (checksum mismatch for {TRAIN_IMAGES}: expected {EXPECTED_SHA256}, got",
+        f"{bad} (checksum mismatch for {TRAIN_IMAGES_GZ}: expected {EXPECTED_SHA256}, got",
     ]
     positions = [line.find(reason) for reason in reasons]
     assert -1 not in positions, line
@@ -271,7 +273,7 @@ def test_a_failing_http_mirror_is_retried_then_left_for_the_next_source(
     assert_raw_is_the_sample(in_workspace)
     assert capsys.readouterr().out.count("verified, from tests/data/mnist_sample/") == 4
     # Tried ATTEMPTS times for the first file; not again for the other three.
-    assert requests == {TRAIN_IMAGES: download.ATTEMPTS}
+    assert requests == {TRAIN_IMAGES_GZ: download.ATTEMPTS}
 
 
 def test_a_500_that_passes_on_a_retry_is_downloaded_from_that_mirror(
@@ -289,14 +291,14 @@ def test_wrong_bytes_over_http_fall_back_to_the_next_source(
     in_workspace, tmp_path, monkeypatch, capsys
 ):
     bad = mirror_copy(tmp_path)
-    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)  # another file under the same name
+    shutil.copy(SAMPLE / TEST_IMAGES_GZ, bad / TRAIN_IMAGES_GZ)  # another file under the same name
     with serving(bad) as url:
         monkeypatch.setenv("DATA_MIRROR", url)
         download.main()
     assert_raw_is_the_sample(in_workspace)
     output = capsys.readouterr().out
-    assert f"{TRAIN_IMAGES}: verified, from tests/data/mnist_sample/" in output
-    assert f"{TRAIN_LABELS}: verified, from {url}" in output
+    assert f"{TRAIN_IMAGES_GZ}: verified, from tests/data/mnist_sample/" in output
+    assert f"{TRAIN_LABELS_GZ}: verified, from {url}" in output
 
 
 def test_every_http_fault_failing_is_one_error_giving_each_reason_and_keeping_raw(
@@ -305,8 +307,8 @@ def test_every_http_fault_failing_is_one_error_giving_each_reason_and_keeping_ra
     raw = shutil.copytree(SAMPLE, in_workspace / "data" / "raw")
     (raw / "notes.txt").write_text("mine")
     bad = mirror_copy(tmp_path)
-    shutil.copy(SAMPLE / TEST_IMAGES, bad / TRAIN_IMAGES)
-    size = (SAMPLE / TRAIN_IMAGES).stat().st_size
+    shutil.copy(SAMPLE / TEST_IMAGES_GZ, bad / TRAIN_IMAGES_GZ)
+    size = (SAMPLE / TRAIN_IMAGES_GZ).stat().st_size
     attempts = f"after {download.ATTEMPTS} attempts"
     with (
         faulty_server("hang") as (hanging, _, _),
@@ -321,13 +323,13 @@ def test_every_http_fault_failing_is_one_error_giving_each_reason_and_keeping_ra
         f"{hanging} (timed out: no answer within DATA_TIMEOUT=0.5 s, {attempts})",
         f"{broken} (HTTP 500 Internal Server Error, {attempts})",
         f"{cut} (transfer cut short at {size // 2} of {size} bytes, {attempts})",
-        f"{wrong} (checksum mismatch for {TRAIN_IMAGES}: expected {EXPECTED_SHA256}, got",
+        f"{wrong} (checksum mismatch for {TRAIN_IMAGES_GZ}: expected {EXPECTED_SHA256}, got",
     ]
     positions = [message.find(reason) for reason in reasons]
     assert -1 not in positions, message
     assert positions == sorted(positions)
     assert sorted(path.name for path in raw.iterdir()) == sorted([*FILES, "notes.txt"])
-    assert (raw / TRAIN_IMAGES).read_bytes() == (SAMPLE / TRAIN_IMAGES).read_bytes()
+    assert (raw / TRAIN_IMAGES_GZ).read_bytes() == (SAMPLE / TRAIN_IMAGES_GZ).read_bytes()
     assert list((in_workspace / "data").glob(".raw.*")) == []
 
 
@@ -335,16 +337,16 @@ def test_a_source_found_down_is_named_but_not_waited_for_again(
     in_workspace, tmp_path, quick_retries
 ):
     bad = mirror_copy(tmp_path)
-    shutil.copy(SAMPLE / TRAIN_IMAGES, bad / TEST_IMAGES)  # the third file is wrong
+    shutil.copy(SAMPLE / TRAIN_IMAGES_GZ, bad / TEST_IMAGES_GZ)  # the third file is wrong
     with faulty_server("500") as (broken, requests, _):
         use_mirrors(in_workspace, broken, str(bad))
         message = download_error()
     assert message.startswith(
-        f"could not get {TEST_IMAGES} from any source: {broken} (skipped: HTTP 500 Internal "
+        f"could not get {TEST_IMAGES_GZ} from any source: {broken} (skipped: HTTP 500 Internal "
         f"Server Error, after {download.ATTEMPTS} attempts, for an earlier file); {bad} "
-        f"(too large: {TEST_IMAGES} decompresses to more than its 392016 bytes)"
+        f"(too large: {TEST_IMAGES_GZ} decompresses to more than its 392016 bytes)"
     )
-    assert requests == {TRAIN_IMAGES: download.ATTEMPTS}
+    assert requests == {TRAIN_IMAGES_GZ: download.ATTEMPTS}
     assert not (in_workspace / "data" / "raw").exists()
 
 
@@ -441,19 +443,19 @@ def test_a_gzip_bomb_under_a_memory_limit_is_one_line_and_the_next_source_is_tri
     in_workspace, tmp_path
 ):
     bad = mirror_copy(tmp_path)
-    gzip_bomb(bad / TRAIN_IMAGES)
+    gzip_bomb(bad / TRAIN_IMAGES_GZ)
     use_mirrors(in_workspace, str(bad), str(bad))  # the next source: as bad
     environment = {"DATA_MIRROR": str(bad)}
     result = run_limited(in_workspace, environment)
     assert result.returncode == 1, result.stderr
-    reason = f"(too large: {TRAIN_IMAGES} decompresses to more than its 1568016 bytes)"
+    reason = f"(too large: {TRAIN_IMAGES_GZ} decompresses to more than its 1568016 bytes)"
     assert error_line(result.stderr).count(reason) == 3  # each source tried, each refused
     assert not (in_workspace / "data" / "raw").exists()
 
     use_mirrors(in_workspace, str(bad), str(SAMPLE))
     result = run_limited(in_workspace, environment)
     assert result.returncode == 0, result.stderr
-    assert f"{TRAIN_IMAGES}: verified, from {SAMPLE}" in result.stdout
+    assert f"{TRAIN_IMAGES_GZ}: verified, from {SAMPLE}" in result.stdout
     assert_raw_is_the_sample(in_workspace)
 
 
@@ -466,7 +468,10 @@ def run_limited(workspace: Path, environment: dict):
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
-        ("too large", f"too large: {1 << 40} bytes or more for {TRAIN_IMAGES}; allowed: at most "),
+        (
+            "too large",
+            f"too large: {1 << 40} bytes or more for {TRAIN_IMAGES_GZ}; allowed: at most ",
+        ),
         ("endless", "timed out: the file was not whole within DATA_TIMEOUT=1 s, after 3 attempts"),
     ],
 )

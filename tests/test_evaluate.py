@@ -14,8 +14,8 @@ import pytest
 
 from scripts import anomaly
 from stages import evaluate, params
-from stages.cli import StageError
-from stages.scores import anomalous
+from stages.metrics import anomalous
+from stages.runner import StageError
 from tests.conftest import copy_run, run
 from tests.required import require
 from tests.test_plots_offline import CHROMIUM, NO_CHROMIUM, PAGE, plot_div, rendered

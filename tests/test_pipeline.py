@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from stages import idx
-from stages.datasets import DATASETS, TEST_IMAGES
+from stages.datasets import DATASETS, TEST_IMAGES_GZ
 from tests.conftest import (
     REPO,
     SAMPLE_PARAMS,
@@ -143,7 +143,7 @@ def test_model_kind_reruns_train_onward_only(sample_repo):
 def test_the_dataset_reruns_everything_from_download(sample_repo):
     set_params(sample_repo / "params.yaml", {"data.dataset": "fashion_mnist_sample"})
     assert repro(sample_repo) == STAGES
-    garments = idx.read(REPO / "tests/data/fashion_mnist_sample" / TEST_IMAGES)
+    garments = idx.read(REPO / "tests/data/fashion_mnist_sample" / TEST_IMAGES_GZ)
     prepared = np.load(sample_repo / "data/prepared/test_images.npy")
     np.testing.assert_array_equal(prepared, garments.reshape(500, 784) / np.float32(255))
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stages import figures, plot, prepare
-from stages.cli import StageError
 from stages.datasets import DATASETS
 from stages.paths import CODES, RECONSTRUCTIONS
+from stages.runner import StageError
 from tests.conftest import stage_without_tensorflow
 
 

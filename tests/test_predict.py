@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from stages import model, predict
-from stages.cli import StageError
 from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
+from stages.runner import StageError
 from tests.conftest import TUTORIAL, error_line, stage
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stages import idx, prepare
-from stages.cli import StageError
-from stages.datasets import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from stages.datasets import TEST_IMAGES_GZ, TEST_LABELS_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
 from stages.paths import PARAMS, PREPARED, RAW
+from stages.runner import StageError
 from tests.conftest import set_params
 
 
@@ -30,7 +30,10 @@ def train_subset(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize(
     "split, images_file, labels_file, count",
-    [("train", TRAIN_IMAGES, TRAIN_LABELS, 2000), ("test", TEST_IMAGES, TEST_LABELS, 500)],
+    [
+        ("train", TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ, 2000),
+        ("test", TEST_IMAGES_GZ, TEST_LABELS_GZ, 500),
+    ],
     ids=["train", "test"],
 )
 def test_whole_split_is_scaled_flattened_and_aligned(split, images_file, labels_file, count):
@@ -48,8 +51,8 @@ def test_whole_split_is_scaled_flattened_and_aligned(split, images_file, labels_
 def test_a_train_subset_is_real_images_with_their_own_labels():
     images, labels = train_subset(seed=0)
     assert images.shape == (100, 784) and labels.shape == (100,)
-    raw_images = idx.read(RAW / TRAIN_IMAGES).reshape(2000, 784) / np.float32(255)
-    raw_labels = idx.read(RAW / TRAIN_LABELS)
+    raw_images = idx.read(RAW / TRAIN_IMAGES_GZ).reshape(2000, 784) / np.float32(255)
+    raw_labels = idx.read(RAW / TRAIN_LABELS_GZ)
     index_of = {image.tobytes(): index for index, image in enumerate(raw_images)}
     indices = [index_of[image.tobytes()] for image in images]
     assert indices == sorted(set(indices))  # distinct, and in file order
@@ -100,44 +103,48 @@ def prepare_error() -> str:
 
 
 def test_images_and_labels_of_different_counts_name_both_files():
-    idx.write(RAW / TRAIN_LABELS, idx.read(RAW / TRAIN_LABELS)[:1999])
+    idx.write(RAW / TRAIN_LABELS_GZ, idx.read(RAW / TRAIN_LABELS_GZ)[:1999])
     message = prepare_error()
-    assert f"data/raw/{TRAIN_IMAGES} has 2000 images" in message
-    assert f"{TRAIN_LABELS} has 1999 labels" in message
+    assert f"data/raw/{TRAIN_IMAGES_GZ} has 2000 images" in message
+    assert f"{TRAIN_LABELS_GZ} has 1999 labels" in message
     assert not PREPARED.exists()
 
 
 def test_images_of_the_wrong_size_are_refused():
-    idx.write(RAW / TRAIN_IMAGES, np.zeros((2000, 27, 29), np.uint8))
+    idx.write(RAW / TRAIN_IMAGES_GZ, np.zeros((2000, 27, 29), np.uint8))
     assert prepare_error() == (
-        f"data/raw/{TRAIN_IMAGES}: expected 28x28 uint8 images, got shape (2000, 27, 29) of uint8"
+        f"data/raw/{TRAIN_IMAGES_GZ}: expected 28x28 uint8 images, "
+        "got shape (2000, 27, 29) of uint8"
     )
 
 
 def test_labels_that_are_not_a_list_are_refused():
-    idx.write(RAW / TEST_LABELS, idx.read(RAW / TEST_LABELS).reshape(50, 10))
+    idx.write(RAW / TEST_LABELS_GZ, idx.read(RAW / TEST_LABELS_GZ).reshape(50, 10))
     assert prepare_error() == (
-        f"data/raw/{TEST_LABELS}: expected a 1-d array of uint8 labels, got shape (50, 10) of uint8"
+        f"data/raw/{TEST_LABELS_GZ}: expected a 1-d array of uint8 labels, "
+        "got shape (50, 10) of uint8"
     )
 
 
 def test_an_idx_file_with_a_wrong_magic_number_is_an_idx_error():
-    (RAW / TRAIN_IMAGES).write_bytes(gzip.compress(b"\x00\x00\x07\x03" + bytes(12)))
+    (RAW / TRAIN_IMAGES_GZ).write_bytes(gzip.compress(b"\x00\x00\x07\x03" + bytes(12)))
     with pytest.raises(idx.IdxError) as raised:
         prepare.main()
-    assert str(raised.value) == f"data/raw/{TRAIN_IMAGES}: not an IDX file (magic number 00000703)"
+    assert (
+        str(raised.value) == f"data/raw/{TRAIN_IMAGES_GZ}: not an IDX file (magic number 00000703)"
+    )
 
 
 def test_a_missing_raw_file_says_which():
-    (RAW / TEST_LABELS).unlink()
-    assert prepare_error() == f"data/raw/{TEST_LABELS}: file not found"
+    (RAW / TEST_LABELS_GZ).unlink()
+    assert prepare_error() == f"data/raw/{TEST_LABELS_GZ}: file not found"
 
 
 def test_asking_for_more_images_than_the_raw_files_hold_is_refused():
     # params.yaml says full MNIST, but data/raw still holds the 2000-image sample.
     set_params(PARAMS, {"data.dataset": "mnist", "data.train_size": 5000})
     assert prepare_error() == (
-        f"data/raw/{TRAIN_IMAGES} has 2000 images, fewer than the 5000 asked for"
+        f"data/raw/{TRAIN_IMAGES_GZ} has 2000 images, fewer than the 5000 asked for"
     )
 
 

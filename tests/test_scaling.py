@@ -20,8 +20,8 @@ import pytest
 from benchmarks.scaling import free_ports, usage_of
 from benchmarks.slurm_cluster import finished, jobs
 from stages import distribute, params
-from stages.cli import StageError
 from stages.paths import METRICS, MODEL, PREPARED, TRAIN_CURVES
+from stages.runner import StageError
 from tests.conftest import (
     SAMPLE_PARAMS,
     STAGES,
@@ -517,7 +517,7 @@ def test_a_bad_tf_config_is_one_line_before_tensorflow_loads(sample_repo, value,
 
 def test_tf_config_is_read_only_for_multi_worker(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "not json")
-    assert distribute.cluster_from_environment("auto") == distribute.SINGLE
+    assert distribute.cluster_from_environment("auto") == distribute.ONE_PROCESS
     assert distribute.cluster_from_environment("mirrored").is_chief
     with pytest.raises(StageError, match="TF_CONFIG is not JSON"):
         distribute.cluster_from_environment("multi_worker")

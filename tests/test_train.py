@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from stages import prepare, train
-from stages.cli import StageError
 from stages.params import TrainParams
 from stages.paths import MODEL, TRAIN_CURVES, TRAIN_REPORTS
+from stages.runner import StageError
 from tests.conftest import (
     error_line,
     git_commit,
@@ -229,7 +229,7 @@ TRAINING = TrainParams(
 @pytest.mark.parametrize("loss", [math.nan, math.inf, -math.inf])
 def test_a_diverged_loss_is_an_error_suggesting_a_smaller_learning_rate(loss):
     with pytest.raises(StageError) as raised:
-        train.check_converged(loss, 2, TRAINING)
+        train.check_not_diverged(loss, 2, TRAINING)
     message = str(raised.value)
     assert f"the loss became {loss} at epoch 2" in message
     assert "train.learning_rate (now 0.001)" in message
@@ -239,7 +239,7 @@ def first_divergence(losses: list[float]) -> str | None:
     """The train stage's check applied epoch by epoch: its error at the first bad loss, if any."""
     for epoch, loss in enumerate(losses, start=1):
         try:
-            train.check_converged(loss, epoch, TRAINING)
+            train.check_not_diverged(loss, epoch, TRAINING)
         except StageError as error:
             return str(error)
     return None

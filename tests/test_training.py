@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from stages import model, noise, params, prepare, training
+from stages import loop, model, noise, params, prepare
 from stages.files import load_npy
 from stages.paths import TEST_IMAGES, TRAIN_CURVES, TRAIN_IMAGES, TRAIN_REPORTS
 from tests.conftest import (
@@ -82,7 +82,7 @@ def with_training_fit(images, test_images, train: params.TrainParams, weights) -
     """The project's model and loop, from the same `weights` (set_weights checks the shapes)."""
     autoencoder = model.build_autoencoder(TUTORIAL)
     autoencoder.set_weights(weights)
-    history = training.fit(
+    history = loop.fit(
         autoencoder,
         train,
         inputs=images,
@@ -204,7 +204,7 @@ def test_each_variant_gives_model_fits_losses_with_the_models_own(sample_images,
     reference.compile(
         optimizer=keras.optimizers.Adam(learning_rate=train.learning_rate),
         loss="binary_crossentropy",
-        jit_compile=training.compiles_well_with_xla(reference),
+        jit_compile=loop.compiles_well_with_xla(reference),
     )
     expected = reference.fit(
         inputs,
@@ -217,7 +217,7 @@ def test_each_variant_gives_model_fits_losses_with_the_models_own(sample_images,
     ).history
     model.seed_everything(train.seed)  # the same weights and random draws as the reference's
     autoencoder = model.build_autoencoder(model_params)
-    history = training.fit(
+    history = loop.fit(
         autoencoder,
         train,
         inputs=inputs,
@@ -235,7 +235,7 @@ def test_a_memory_mapped_array_becomes_a_tensor_without_a_copy(tmp_path):
     array = np.arange(12 * 784, dtype=np.float32).reshape(12, 784)
     np.save(tmp_path / "images.npy", array)
     mapped = np.load(tmp_path / "images.npy", mmap_mode="c")
-    shared = training.as_tensor(mapped)
+    shared = loop.as_tensor(mapped)
     mapped[0, 0] = -1.0  # visible through the tensor: one buffer, not two
     assert float(shared[0, 0]) == -1.0
     np.testing.assert_array_equal(shared.numpy()[1:], array[1:])
@@ -244,7 +244,7 @@ def test_a_memory_mapped_array_becomes_a_tensor_without_a_copy(tmp_path):
 def test_an_unaligned_array_is_copied_whole():
     array = np.arange(3 * 784 + 1, dtype=np.float32)[1:].reshape(3, 784)
     assert array.ctypes.data % 64 != 0  # 4 bytes past numpy's alignment
-    tensor = training.as_tensor(array)
+    tensor = loop.as_tensor(array)
     array[0, 0] = -1.0  # not visible through the tensor: it has a copy of its own
     np.testing.assert_array_equal(tensor.numpy(), np.arange(1, 3 * 784 + 1).reshape(3, 784))
 
@@ -253,7 +253,7 @@ def test_a_read_only_memory_map_is_copied_whole(tmp_path):
     array = np.arange(12 * 784, dtype=np.float32).reshape(12, 784)
     np.save(tmp_path / "images.npy", array)
     mapped = np.load(tmp_path / "images.npy", mmap_mode="r")
-    tensor = training.as_tensor(mapped)
+    tensor = loop.as_tensor(mapped)
     writer = np.load(tmp_path / "images.npy", mmap_mode="r+")
     writer[0, 0] = -1.0
     writer.flush()

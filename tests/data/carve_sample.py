@@ -13,10 +13,10 @@ from pathlib import Path
 from stages import datasets, idx
 
 COUNTS = {
-    datasets.TRAIN_IMAGES: 2000,
-    datasets.TRAIN_LABELS: 2000,
-    datasets.TEST_IMAGES: 500,
-    datasets.TEST_LABELS: 500,
+    datasets.TRAIN_IMAGES_GZ: 2000,
+    datasets.TRAIN_LABELS_GZ: 2000,
+    datasets.TEST_IMAGES_GZ: 500,
+    datasets.TEST_LABELS_GZ: 500,
 }
 
 

@@ -136,8 +136,12 @@ def _exit_interrupted(signum: signal.Signals) -> None:
 
 
 def gist(error: BaseException) -> str:
-    """An exception's message on one line, cut short, for the end of an error line."""
-    return " ".join(str(error).split())[:200] or type(error).__name__
+    """What went wrong, for the end of an error line: the first sentence of the innermost error's
+    message, on one line, cut short (Keras, say, wraps the real error in paragraphs and a config
+    dump)."""
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    return " ".join(str(error).split()).split(". ", 1)[0][:200] or type(error).__name__
 
 
 def seconds_from_environment(variable: str, default: float) -> float:
