@@ -6,7 +6,7 @@ where they already are in memory, compiled once: by XLA, faster on a CPU (docs/s
 for convolutional models (see compiles_well_with_xla).
 It is fit()'s arithmetic for any of the models: the same batches (the last one shorter), binary
 cross-entropy plus the model's own losses (an L1 penalty, a VAE's KL term), the same optimizer
-and seeds. tests/test_training.py checks the losses against fit()'s, kind by kind.
+and seeds. tests/test_loop.py checks the losses against fit()'s, kind by kind.
 """
 
 import time

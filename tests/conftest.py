@@ -78,7 +78,7 @@ LONGEST_FIRST = [
     "test_evaluate.py",
     "test_storage.py",  # 99
     "test_pipeline.py",  # 91
-    "test_training.py",  # 91
+    "test_loop.py",  # 91
     "test_checkpoints.py",  # 88
     "test_determinism.py",  # 42
     "test_train.py",  # 40

@@ -24,7 +24,7 @@ from tests.test_pipeline import FIGURES
 
 # Three of the family, each a different case for the script: a kind with its own layers (conv), one
 # with its own loss term (vae), and the tutorial's model with noisy inputs (denoising). Every kind's
-# training is tested in test_training.py, the tutorial's whole pipeline everywhere and deep's in
+# training is tested in test_loop.py, the tutorial's whole pipeline everywhere and deep's in
 # test_pipeline.py; the others here would add minutes of the same.
 VARIANTS = ["conv", "denoising", "vae"]
 EPOCHS, DENOISING_EPOCHS = 3, 2
