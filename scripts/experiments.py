@@ -17,6 +17,7 @@ import re
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import dvc.api
@@ -174,6 +175,38 @@ def write_markdown(header: dict[str, str], cells: list[list[str]], path: Path) -
     ]
     with atomic_path(path) as temporary:
         temporary.write_text("\n".join(lines) + "\n")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a sweep's or family's tables, declared once: its name in the CSV, its title
+    in the Markdown table, how the Markdown shows a value (a missing one shows empty), and the
+    `dvc exp show` key it comes from (None for one the script fills in)."""
+
+    name: str
+    title: str
+    shown: str = "{}"
+    key: str | None = None
+    text: bool = False  # aligned left
+
+    def value(self, row: dict):
+        # exp_show gives every number as a float: a count is shown as one.
+        value = row.get(self.key)
+        return int(value) if value is not None and self.shown == "{:d}" else value
+
+
+def write_tables(rows: list[dict], columns: list[Column], csv_path: Path, markdown_path: Path):
+    """The rows (each a dict by column name) as a CSV file and a Markdown table."""
+    write_csv(rows, [column.name for column in columns], csv_path)
+    header = {column.title: "---" if column.text else "---:" for column in columns}
+    cells = [
+        [
+            "" if row[column.name] is None else column.shown.format(row[column.name])
+            for column in columns
+        ]
+        for row in rows
+    ]
+    write_markdown(header, cells, markdown_path)
 
 
 def write_csv(rows: list[dict], columns: list[str], path: Path) -> None:

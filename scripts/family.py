@@ -32,22 +32,25 @@ VARIANTS = {kind: [f"model.kind={kind}"] for kind in params.KINDS} | {
     "denoising": ["train.noise_factor=0.5"],
     "denoising-conv": ["model.kind=conv", "train.noise_factor=0.5"],
 }
-COLUMNS = {
-    # column: the `dvc exp show` key it comes from
-    "kind": "model.kind",
-    "parameter_count": "parameter_count",
-    "epochs": "train.epochs",
-    "test_bce": "test.bce",
-    "test_mse": "test.mse",
-    "test_psnr": "test.psnr",
-    "noisy_psnr": "test.noisy_psnr",
-    "kl": "test.kl",
+COLUMNS = [
+    experiments.Column("variant", "variant", text=True),
+    experiments.Column("kind", "kind", key="model.kind", text=True),
+    experiments.Column("parameter_count", "parameters", "{:d}", "parameter_count"),
+    experiments.Column("epochs", "epochs", "{:d}", "train.epochs"),
+    experiments.Column("test_bce", "test BCE", "{:.4f}", "test.bce"),
+    experiments.Column("test_mse", "test MSE", "{:.5f}", "test.mse"),
+    experiments.Column("test_psnr", "PSNR dB", "{:.2f}", "test.psnr"),
+    experiments.Column("noisy_psnr", "noisy input PSNR dB", "{:.2f}", "test.noisy_psnr"),
+    experiments.Column("kl", "KL", "{:.4f}", "test.kl"),
     # What the codes are worth (stages/evaluate.py): PCA at the code's size, and the probe's
     # accuracy given 100 labels, on the codes and on the pixels.
-    "pca_bce": "baseline.pca.bce",
-    "probe_accuracy": "probe.accuracy",
-    "pixels_probe_accuracy": "probe.pixels_accuracy",
-}
+    experiments.Column("pca_bce", "PCA BCE", "{:.4f}", "baseline.pca.bce"),
+    experiments.Column("probe_accuracy", "probe accuracy", "{:.3f}", "probe.accuracy"),
+    experiments.Column(
+        "pixels_probe_accuracy", "pixels probe accuracy", "{:.3f}", "probe.pixels_accuracy"
+    ),
+    experiments.Column("experiment", "experiment", text=True),
+]
 
 
 def main() -> None:
@@ -63,18 +66,15 @@ def main() -> None:
     names = dict(zip(args.variants, executor.run(runs, shared=common), strict=True))
     finished, failed = experiments.results(list(names.values()))
     rows = [
-        {"variant": variant, **{column: row.get(key) for column, key in COLUMNS.items()}}
+        {"variant": variant, **{column.name: column.value(row) for column in COLUMNS if column.key}}
         | {"experiment": name}
         for variant, name in names.items()
         if (row := finished.get(name))
     ]
-    for row in rows:  # exp_show gives every number as a float
-        row["parameter_count"], row["epochs"] = int(row["parameter_count"]), int(row["epochs"])
     dataset = args.dataset or params.load().data.dataset
     folder = FAMILY / dataset
     folder.mkdir(parents=True, exist_ok=True)
-    experiments.write_csv(rows, ["variant", *COLUMNS, "experiment"], folder / "family.csv")
-    write_markdown(rows, folder / "family.md")
+    experiments.write_tables(rows, COLUMNS, folder / "family.csv", folder / "family.md")
     if rows:
         figures.save(reconstructions_by_variant(rows, dataset), folder / "reconstructions.png")
     print((folder / "family.md").read_text())
@@ -122,36 +122,6 @@ def epochs_by_variant(text: str) -> dict[str, int]:
             )
         epochs[name or "all"] = int(count)
     return epochs
-
-
-def write_markdown(rows: list[dict], path: Path) -> None:
-    header = {"variant": "---", "kind": "---", "parameters": "---:", "epochs": "---:"}
-    header |= {"test BCE": "---:", "test MSE": "---:", "PSNR dB": "---:"}
-    header |= {"noisy input PSNR dB": "---:", "KL": "---:", "PCA BCE": "---:"}
-    header |= {"probe accuracy": "---:", "pixels probe accuracy": "---:", "experiment": "---"}
-    cells = [
-        [
-            row["variant"],
-            row["kind"],
-            str(row["parameter_count"]),
-            str(row["epochs"]),
-            f"{row['test_bce']:.4f}",
-            f"{row['test_mse']:.5f}",
-            f"{row['test_psnr']:.2f}",
-            optional(row["noisy_psnr"], ".2f"),
-            optional(row["kl"], ".4f"),
-            f"{row['pca_bce']:.4f}",
-            f"{row['probe_accuracy']:.3f}",
-            f"{row['pixels_probe_accuracy']:.3f}",
-            row["experiment"],
-        ]
-        for row in rows
-    ]
-    experiments.write_markdown(header, cells, path)
-
-
-def optional(value, spec: str) -> str:
-    return "" if value is None else format(value, spec)
 
 
 def reconstructions_by_variant(rows: list[dict], dataset: str):

@@ -23,18 +23,18 @@ from stages.datasets import IMAGE_SIZE
 
 DEFAULT_DIMS = "2,4,8,16,32,36,64,128"
 SWEEP = Path("reports/sweep")
-COLUMNS = {
-    # column: the `dvc exp show` key it comes from
-    "encoding_dim": "model.encoding_dim",
-    "compression_ratio": "compression_ratio",
-    "parameter_count": "parameter_count",
-    "test_bce": "test.bce",
-    "test_mse": "test.mse",
-    "test_psnr": "test.psnr",
+COLUMNS = [
+    experiments.Column("encoding_dim", "encoding_dim", "{:d}", "model.encoding_dim"),
+    experiments.Column("compression_ratio", "compression", "{:.1f}x", "compression_ratio"),
+    experiments.Column("parameter_count", "parameters", "{:d}", "parameter_count"),
+    experiments.Column("test_bce", "test BCE", "{:.4f}", "test.bce"),
+    experiments.Column("test_mse", "test MSE", "{:.5f}", "test.mse"),
+    experiments.Column("test_psnr", "PSNR dB", "{:.2f}", "test.psnr"),
     # PCA with as many components as the code has values, on the same images (stages/evaluate.py)
-    "pca_bce": "baseline.pca.bce",
-    "pca_psnr": "baseline.pca.psnr",
-}
+    experiments.Column("pca_bce", "PCA BCE", "{:.4f}", "baseline.pca.bce"),
+    experiments.Column("pca_psnr", "PCA PSNR dB", "{:.2f}", "baseline.pca.psnr"),
+    experiments.Column("experiment", "experiment", text=True),
+]
 
 
 def main() -> None:
@@ -44,8 +44,7 @@ def main() -> None:
     names = executor.run(runs, shared=args.set)
     rows, failed = collect(names)
     SWEEP.mkdir(parents=True, exist_ok=True)
-    experiments.write_csv(rows, [*COLUMNS, "experiment"], SWEEP / "sweep.csv")
-    write_markdown(rows, SWEEP / "sweep.md")
+    experiments.write_tables(rows, COLUMNS, SWEEP / "sweep.csv", SWEEP / "sweep.md")
     figures.save(rate_distortion(rows), SWEEP / "rate_distortion.png")
     print((SWEEP / "sweep.md").read_text())
     experiments.fail_for(failed, executor)
@@ -78,40 +77,9 @@ def collect(names: list[str]) -> tuple[list[dict], list[str]]:
     finished, failed = experiments.results(names)
     rows = []
     for name, row in finished.items():
-        values = {column: row[key] for column, key in COLUMNS.items()}
-        values["encoding_dim"] = int(values["encoding_dim"])
-        values["parameter_count"] = int(values["parameter_count"])
+        values = {column.name: column.value(row) for column in COLUMNS if column.key}
         rows.append({**values, "experiment": name})
     return sorted(rows, key=lambda row: row["encoding_dim"]), failed
-
-
-def write_markdown(rows: list[dict], path: Path) -> None:
-    header = {
-        "encoding_dim": "---:",
-        "compression": "---:",
-        "parameters": "---:",
-        "test BCE": "---:",
-        "test MSE": "---:",
-        "PSNR dB": "---:",
-        "PCA BCE": "---:",
-        "PCA PSNR dB": "---:",
-        "experiment": "---",
-    }
-    cells = [
-        [
-            str(row["encoding_dim"]),
-            f"{row['compression_ratio']:.1f}x",
-            str(row["parameter_count"]),
-            f"{row['test_bce']:.4f}",
-            f"{row['test_mse']:.5f}",
-            f"{row['test_psnr']:.2f}",
-            f"{row['pca_bce']:.4f}",
-            f"{row['pca_psnr']:.2f}",
-            row["experiment"],
-        ]
-        for row in rows
-    ]
-    experiments.write_markdown(header, cells, path)
 
 
 def rate_distortion(rows: list[dict]):
