@@ -41,12 +41,12 @@ from stages.files import atomic_path
 from stages.paths import DVC_YAML, PARAMS
 
 RESUME_VARIABLE = "TRAIN_RESUME"
-FOLDER = "checkpoints"  # in the DVC cache folder
+CACHE_SUBFOLDER = "checkpoints"  # in the DVC cache folder
 # Another folder for them, e.g. on a shared file system, where a Slurm task requeued in a new
 # clone of the repository finds its checkpoint (scripts/slurm_experiment.sh sets it).
-FOLDER_VARIABLE = "TRAIN_CHECKPOINTS"
+CHECKPOINTS_VARIABLE = "TRAIN_CHECKPOINTS"
 STAGE = "train"
-STATE = "state"  # the entry holding the JSON of what is not a variable
+STATE_ENTRY = "state"  # the entry holding the JSON of what is not a variable
 SET_ASIDE = ".damaged"  # added to the name of a checkpoint that cannot be resumed from
 
 
@@ -80,7 +80,7 @@ class Checkpoint:
             "saved": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         arrays = {f"variable_{i}": np.asarray(variable) for i, variable in enumerate(variables)}
-        arrays[STATE] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+        arrays[STATE_ENTRY] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
         with atomic_path(self.path) as temporary:
             np.savez(temporary, allow_pickle=False, **arrays)
         runner.note_for_rerun(f"a rerun {self.resumes(len(history))}")
@@ -126,7 +126,7 @@ class Checkpoint:
         """The checkpoint's state, variable values and epochs, checked against this run's."""
         try:
             with np.load(self.path, allow_pickle=False) as saved:
-                state = json.loads(saved[STATE].tobytes())
+                state = json.loads(saved[STATE_ENTRY].tobytes())
                 values = [saved[f"variable_{i}"] for i in range(len(variables))]
                 extra = len(saved.files) - 1 - len(variables)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
@@ -187,7 +187,7 @@ def for_this_run(cluster: Cluster, epochs: int) -> Checkpoint | None:
     }
     digest = hashlib.md5(json.dumps(key, sort_keys=True).encode()).hexdigest()
     cache = Path(config["cache"].get("dir") or Path(config.dvc_dir) / "cache")
-    folder = Path(os.environ.get(FOLDER_VARIABLE) or cache / FOLDER)
+    folder = Path(os.environ.get(CHECKPOINTS_VARIABLE) or cache / CACHE_SUBFOLDER)
     folder.mkdir(parents=True, exist_ok=True)
     # Two runs of the same key at once (a `--temp` run beside the workspace's, a queue entry
     # twice) each take a path no other running one holds: the first free of train-KEY,

@@ -45,7 +45,7 @@ from stages.runner import StageError
 if TYPE_CHECKING:
     from stages.backend import tf
 
-VARIABLE = "TF_CONFIG"
+TF_CONFIG = "TF_CONFIG"
 TASK_TYPES = ("chief", "worker")  # the tasks of MultiWorkerMirroredStrategy
 EXAMPLE = (
     '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
@@ -73,7 +73,7 @@ class Cluster:
     # How long a worker waits for its peers before an epoch before it gives up on them.
     timeout: float = field(default=DEFAULT_TIMEOUT_SECONDS, compare=False)
     # Where the cluster came from, for the messages: TF_CONFIG or SLURM_STEP.
-    source: str = field(default=VARIABLE, compare=False)
+    source: str = field(default=TF_CONFIG, compare=False)
     # A Slurm job step's: TensorFlow's SlurmClusterResolver, which laid the tasks out.
     resolver: object = field(default=None, compare=False)
 
@@ -99,7 +99,7 @@ def cluster_from_environment(strategy: str) -> Cluster:
     if strategy != "multi_worker":
         return ONE_PROCESS
     timeout = runner.seconds_from_environment(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS)
-    text = os.environ.get(VARIABLE, "")
+    text = os.environ.get(TF_CONFIG, "")
     if not text.strip():
         if "SLURM_STEP_ID" in os.environ:
             return slurm_cluster(timeout)
@@ -144,7 +144,7 @@ def cluster_from_environment(strategy: str) -> Cluster:
 
 
 def fail(problem: str, allowed: str) -> StageError:
-    return StageError(f"{VARIABLE} {problem}; allowed: {allowed}")
+    return StageError(f"{TF_CONFIG} {problem}; allowed: {allowed}")
 
 
 def slurm_cluster(timeout: float) -> Cluster:

@@ -103,7 +103,7 @@ def test_dvc_repro_after_sigkill_resumes_to_the_outputs_of_a_run_never_killed(
     assert run(["git", "status", "--porcelain"], repo).stdout == status
     assert "up to date" in run(["dvc", "status", "train"], repo).stdout
     assert leftovers(repo) == []
-    assert list((repo / ".dvc" / "cache" / checkpoints.FOLDER).iterdir()) == []
+    assert list((repo / ".dvc" / "cache" / checkpoints.CACHE_SUBFOLDER).iterdir()) == []
 
 
 @pytest.mark.slow
@@ -123,7 +123,7 @@ def test_a_vae_on_two_mirrored_devices_resumes_bit_for_bit(sample_repo):
 
 
 def test_a_completed_run_leaves_no_checkpoint(sample_run):
-    assert list((sample_run / ".dvc" / "cache" / checkpoints.FOLDER).iterdir()) == []
+    assert list((sample_run / ".dvc" / "cache" / checkpoints.CACHE_SUBFOLDER).iterdir()) == []
 
 
 # The key: what DVC hashes to decide whether train runs, and nothing else.
@@ -261,10 +261,10 @@ def state_changed(**changes):
 
     def damage(path: Path) -> None:
         def change(entries):
-            state = json.loads(entries[checkpoints.STATE].tobytes())
+            state = json.loads(entries[checkpoints.STATE_ENTRY].tobytes())
             state.update(changes)
             state = {name: value for name, value in state.items() if value is not None}
-            entries[checkpoints.STATE] = np.frombuffer(json.dumps(state).encode(), np.uint8)
+            entries[checkpoints.STATE_ENTRY] = np.frombuffer(json.dumps(state).encode(), np.uint8)
 
         rewritten(path, change)
 
@@ -275,7 +275,7 @@ def bad_json(path: Path) -> None:
     rewritten(
         path,
         lambda entries: entries.update(
-            {checkpoints.STATE: np.frombuffer(b'{"key": "k", ', np.uint8)}
+            {checkpoints.STATE_ENTRY: np.frombuffer(b'{"key": "k", ', np.uint8)}
         ),
     )
 

@@ -20,7 +20,7 @@ from tests.conftest import (
     sample_test_images,
     set_params,
 )
-from tests.test_pipeline import FIGURES
+from tests.test_pipeline import FIGURE_NAMES
 
 # Three of the family, each a different case for the script: a kind with its own layers (conv), one
 # with its own loss term (vae), and the tutorial's model with noisy inputs (denoising). Every kind's
@@ -91,7 +91,7 @@ def test_the_model_owned_terms_appear_where_they_belong(family_run):
 @pytest.mark.slow
 def test_every_variants_figures_decode(family_run):
     for variant, row in family_rows(family_run).items():
-        for name in FIGURES:
+        for name in FIGURE_NAMES:
             data = experiment_file(
                 family_run, f"reports/figures/{name}.png", row["experiment"], "rb"
             )
