@@ -1,7 +1,5 @@
 """How a stage reports a problem the user can fix: one line on stderr and a non-zero exit."""
 
-import contextlib
-import functools
 import gc
 import math
 import os
@@ -10,6 +8,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from stages.paths import DVC_YAML
 
 
 class StageError(Exception):
@@ -57,9 +60,9 @@ def rerun_note() -> str:
     return _rerun_note[0]
 
 
-def run(main: Callable[[], None], on_failure: Callable[[], None] | None = None) -> None:
-    """Run a stage's main(); turn StageError and interruptions into one line and an exit code,
-    after calling `on_failure`, if given. Any other failure calls it too, then shows its traceback.
+def run(main: Callable[[], None]) -> None:
+    """Run a stage's main(); turn StageError and interruptions into one line and an exit code.
+    Any other failure shows its traceback, then the same advice on the stage's last outputs.
 
     A signal raises KeyboardInterrupt in the main thread, which unwinds through the `finally`
     blocks that remove temporary files and folders. Where the main thread cannot run Python
@@ -69,31 +72,44 @@ def run(main: Callable[[], None], on_failure: Callable[[], None] | None = None) 
     answer_signals()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if started ignoring it
         signal.signal(signal.SIGINT, _interrupt)
-    if on_failure:
-        on_hard_exit(functools.partial(_call_on_failure, on_failure))
     _watch_signals()
     try:
         main()
     except StageError as error:
-        _call_on_failure(on_failure)
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}{last_outputs()}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as interruption:
-        _call_on_failure(on_failure)
         _exit_interrupted(signal.SIGTERM if isinstance(interruption, Terminated) else signal.SIGINT)
-    except Exception:  # disk full, permission denied, MemoryError, a bug: clean up, then tell all
-        _call_on_failure(on_failure)
+    except Exception:  # disk full, permission denied, MemoryError, a bug: all of it, then advice
+        if advice := last_outputs():
+            sys.excepthook(*sys.exc_info())
+            print(f"error: the stage failed{advice}", file=sys.stderr)
+            sys.exit(1)
         raise
     # Every output is written and closed. Python's last garbage collection at exit would walk
     # TensorFlow's millions of objects for about a second; the OS frees them all at once anyway.
     gc.freeze()
 
 
-def _call_on_failure(on_failure: Callable[[], None] | None) -> None:
-    """Tidy up after a failure, at best: the failure's own line is what the user must see."""
-    if on_failure:
-        with contextlib.suppress(Exception):
-            on_failure()
+def last_outputs() -> str:
+    """Under `dvc repro` or `dvc exp run`, which removed the stage's outputs to run it, how to
+    put back those still missing, as dvc.lock records them: from DVC's cache, and from git
+    those it keeps (`cache: false`). Nothing outside DVC, or when none is missing."""
+    stage = os.environ.get("DVC_STAGE", "")
+    try:
+        declared = yaml.safe_load(DVC_YAML.read_text())["stages"][stage]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return ""
+    in_cache, in_git = [], []
+    for entry in (
+        entry for kind in ("outs", "metrics", "plots") for entry in declared.get(kind, [])
+    ):
+        path, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        if not Path(path).exists():
+            (in_git if (options or {}).get("cache") is False else in_cache).append(path)
+    commands = [f"dvc checkout {stage}"] if in_cache else []
+    commands += [f"git restore {' '.join(in_git)}"] if in_git else []
+    return f"; its last outputs: {' && '.join(commands)}" if commands else ""
 
 
 def answer_signals() -> None:
@@ -129,6 +145,7 @@ def _exit_interrupted(signum: signal.Signals) -> None:
         message = f"interrupted by {signum.name}; no output was left half-written"
         if note := rerun_note():
             message += f"; {note}"
+        message += last_outputs()
         print(f"error: {message}", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()

@@ -5,7 +5,7 @@ import math
 
 from dvclive import Live
 
-from stages import checkpoints, distribute, noise, outputs, params
+from stages import checkpoints, distribute, noise, params
 from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 from stages.runner import StageError, raise_if_interrupted, run
@@ -107,5 +107,4 @@ def check_not_diverged(loss: float, epoch: int, train: params.TrainParams) -> No
 
 
 if __name__ == "__main__":
-    # A bad param, a diverged loss or an interruption leaves the outputs DVC removed put back.
-    run(main, on_failure=functools.partial(outputs.restore_removed, "train"))
+    run(main)

@@ -81,20 +81,23 @@ def test_sigint_ignored_by_the_caller_stays_ignored():
     ],
     ids=["disk full", "out of memory", "user error"],
 )
-def test_every_failure_runs_the_stages_clean_up_first(failure, shown):
-    code = "\n".join(
-        [
-            "from stages.runner import StageError, run",
-            "def main():",
-            f"    {failure}",
-            "run(main, on_failure=lambda: print('put back', flush=True))",
-        ]
+def test_every_failure_under_dvc_says_how_to_put_back_what_dvc_removed(tmp_path, failure, shown):
+    # DVC removed the stage's outputs to run it: the one in its cache, the one git keeps.
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: x\n    outs:\n      - model.keras\n"
+        "    metrics:\n      - metrics.json:\n          cache: false\n"
     )
-    result = run([sys.executable, "-c", code], REPO, check=False, timeout=60)
+    code = "\n".join(
+        ["from stages.runner import StageError, run", "def main():", f"    {failure}", "run(main)"]
+    )
+    environment = {"DVC_STAGE": "s", "PYTHONPATH": str(REPO)}
+    result = run([sys.executable, "-c", code], tmp_path, environment, check=False, timeout=60)
     assert result.returncode == 1
-    assert result.stdout == "put back\n"
-    if shown:  # not the user's error: its traceback, after the clean-up
+    advice = "; its last outputs: dvc checkout s && git restore metrics.json"
+    if shown:  # not the user's error: its traceback, then the advice
         assert result.stderr.startswith("Traceback"), result.stderr
-        assert result.stderr.splitlines()[-1] == shown
+        assert result.stderr.splitlines()[-2:] == [shown, f"error: the stage failed{advice}"]
     else:
-        assert result.stderr == "error: params.yaml: model.l1 is -1\n"
+        assert result.stderr == f"error: params.yaml: model.l1 is -1{advice}\n"
+    outside_dvc = run([sys.executable, "-c", code], tmp_path, {"PYTHONPATH": str(REPO)}, False)
+    assert "its last outputs" not in outside_dvc.stderr

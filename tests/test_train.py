@@ -146,7 +146,8 @@ def test_dvc_repro_after_ctrl_c_leaves_the_workspace_as_it_was_and_its_rerun_res
         output,
     ), output
     assert "ERROR: failed to reproduce 'train'" in output
-    # DVC removed train's outputs to run it; the stage put them back as dvc.lock has them.
+    # DVC removed train's outputs to run it; the line says how to put them back.
+    follow_the_advice(output, sample_repo)
     assert {path: (sample_repo / path).read_bytes() for path in PREVIOUS} == before
     assert run(["git", "status", "--porcelain"], sample_repo).stdout == ""
     assert leftovers(sample_repo) == []
@@ -160,18 +161,34 @@ def test_dvc_repro_after_ctrl_c_leaves_the_workspace_as_it_was_and_its_rerun_res
 
 
 @pytest.mark.slow
-def test_ctrl_c_inside_a_long_epoch_under_dvc_repro_puts_back_what_dvc_removed(sample_repo):
+def test_ctrl_c_inside_a_long_epoch_under_dvc_repro_says_how_to_put_back_what_dvc_removed(
+    sample_repo,
+):
     # Inside a compiled epoch the main thread cannot answer: the watcher thread ends the stage,
-    # and must put back the outputs DVC removed before it exits.
+    # removing the temporaries, and its line says how to put back the outputs DVC removed.
     set_params(sample_repo / "params.yaml", LONG_EPOCHS)
     git_commit(sample_repo, "long epochs")
     before = {path: (sample_repo / path).read_bytes() for path in PREVIOUS}
     _, output = dvc_repro_with_ctrl_c(sample_repo, interrupt_in_epoch_2)
     assert "Epoch 2/" not in output  # it was inside the second epoch
     assert "error: interrupted by SIGINT; no output was left half-written" in output, output
+    follow_the_advice(output, sample_repo)
     assert {path: (sample_repo / path).read_bytes() for path in PREVIOUS} == before
     assert run(["git", "status", "--porcelain"], sample_repo).stdout == ""
     assert leftovers(sample_repo) == []
+
+
+def follow_the_advice(output: str, repo: Path) -> None:
+    """Run the commands the error line gives for the outputs DVC removed, as a user would."""
+    advice = re.search(
+        r"; its last outputs: dvc checkout train && git restore "
+        r"reports/train/metrics.json reports/train/plots/metrics$",
+        output,
+        re.MULTILINE,
+    )
+    assert advice, output
+    for command in advice.group(0).removeprefix("; its last outputs: ").split(" && "):
+        run(command.split(), repo)
 
 
 def dvc_repro_with_ctrl_c(repo: Path, interrupt_in) -> tuple[int, str]:
@@ -201,13 +218,14 @@ def forget_what_only_running_caches(repo: Path) -> None:
 
 
 @pytest.mark.parametrize("pulled", [False, True], ids=["cache of a run", "cache of a pull"])
-def test_a_bad_param_in_dvc_exp_run_leaves_the_workspace_as_it_was(sample_repo, pulled):
+def test_a_bad_param_in_dvc_exp_run_says_how_to_get_the_workspace_back(sample_repo, pulled):
     if pulled:
         forget_what_only_running_caches(sample_repo)
     before = {path: (sample_repo / path).read_bytes() for path in PREVIOUS}
     result = run(["dvc", "exp", "run", "-S", "model.l1=-1"], sample_repo, check=False)
     assert result.returncode != 0
     assert "error: params.yaml: model.l1 is -1; allowed: a number from 0 to 1" in result.stderr
+    follow_the_advice(result.stderr, sample_repo)
     assert {path: (sample_repo / path).read_bytes() for path in PREVIOUS} == before
     # Only the param the user set: DVC leaves it as -S wrote it.
     assert run(["git", "status", "--porcelain"], sample_repo).stdout == " M params.yaml\n"
