@@ -1,8 +1,6 @@
-"""Where training runs: TensorFlow's distribution strategies and the cluster of a multi-worker run.
-
-train.strategy chooses (README, "Scaling out"): auto, one device; mirrored, every GPU of this
-machine or train.devices logical CPU devices; multi_worker, the workers of TF_CONFIG. Each step's
-batch is split between the replicas (replica_slice), which add up their gradients.
+"""The workers of a multi-worker run (train.strategy multi_worker; the strategies themselves are
+in stages/strategies.py): who they are, how they wait for each other, and the line that names
+one that is lost.
 
 TF_CONFIG, which MultiWorkerMirroredStrategy reads too, gives every worker the list of all
 workers' addresses and its own place in it, e.g. for the second of two machines
@@ -13,7 +11,7 @@ workers' addresses and its own place in it, e.g. for the second of two machines
 Cluster launchers set it (Kubernetes' training operators), or the user does. Without it, inside a
 Slurm job step (`srun`, e.g. scripts/slurm_train.sh), the cluster is the step's tasks, as
 TensorFlow's SlurmClusterResolver lays them out. The chief, a "chief" task or else worker 0,
-writes the model and the reports. The cluster is read and checked before TensorFlow loads;
+writes the model and the reports. TF_CONFIG is read and checked before TensorFlow loads;
 TensorFlow is imported only by the functions that need it.
 
 A worker that dies stops the others: its connections close, or TensorFlow's coordination service
@@ -39,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stages import runner
-from stages.params import Params, TrainParams
+from stages.params import Params
 from stages.runner import StageError
 
 if TYPE_CHECKING:
@@ -166,42 +164,6 @@ def slurm_cluster(timeout: float) -> Cluster:
         source=SLURM_STEP,
         resolver=resolver,
     )
-
-
-def make_strategy(train: TrainParams, cluster: Cluster = ONE_PROCESS) -> "tf.distribute.Strategy":
-    """Where training runs, from train.strategy (README, "Scaling out"). Call it first: logical
-    devices and a multi-worker cluster are fixed once TensorFlow's runtime starts.
-
-    - auto: TensorFlow's default, one device (the first GPU if there is one).
-    - mirrored: a replica per GPU of this machine, or per logical CPU device (train.devices of
-      them) where there is no GPU, so it runs and is tested anywhere.
-    - multi_worker: a replica per GPU, or the CPU, of each worker of TF_CONFIG (read by
-      cluster_from_environment).
-    """
-    from stages.backend import tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if train.strategy == "mirrored":
-        if gpus:
-            return tf.distribute.MirroredStrategy()
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        logical = [tf.config.LogicalDeviceConfiguration()] * train.devices
-        tf.config.set_logical_device_configuration(cpu, logical)
-        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(train.devices)])
-    if train.strategy == "multi_worker":
-        # NCCL where there are GPUs; ring all-reduce over gRPC between CPUs. No timeout_seconds:
-        # TensorFlow keeps a thread alive for each timed collective until its timeout runs out,
-        # thousands of threads within a few epochs (Workers.meet bounds the wait instead).
-        implementation = tf.distribute.experimental.CommunicationImplementation
-        options = tf.distribute.experimental.CommunicationOptions(
-            implementation=implementation.AUTO if gpus else implementation.RING
-        )
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=cluster.resolver, communication_options=options
-        )
-        runner.answer_signals()  # its runtime took SIGTERM over, to note preemptions
-        return strategy
-    return tf.distribute.get_strategy()
 
 
 def slurm_resolver():
@@ -403,54 +365,6 @@ def refused(address: str) -> bool:
     except OSError:  # no answer: a stopped process, a machine gone
         return False
     return False
-
-
-def describe(strategy: "tf.distribute.Strategy") -> str:
-    """The devices a strategy trains on, as `train` prints them: "CPU:0 and CPU:1 (...)"."""
-    from stages.backend import tf
-
-    if not is_distributed(strategy):
-        gpus = tf.config.list_logical_devices("GPU")
-        return (gpus or tf.config.list_logical_devices("CPU"))[0].name.split("device:")[-1]
-    devices = [name.split("device:")[-1] for name in strategy.extended.worker_devices]
-    # TensorFlow's own class for the multi-worker one is CollectiveAllReduceStrategy.
-    name = (
-        "MultiWorkerMirroredStrategy"
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        else type(strategy).__name__
-    )
-    return f"{' and '.join(devices)} ({name}, replicas in all: {strategy.num_replicas_in_sync})"
-
-
-def is_distributed(strategy: "tf.distribute.Strategy") -> bool:
-    """Anything but TensorFlow's default strategy, one device."""
-    from stages.backend import tf
-
-    with strategy.scope():
-        return tf.distribute.has_strategy()
-
-
-def replica_slice(size, replica: int, replicas: int):
-    """The part of a batch of `size` images that replica number `replica` of `replicas` takes:
-    (start, end), as even as whole images allow. Plain arithmetic, so that it works on Python
-    integers and inside the compiled step on tensors alike."""
-    return size * replica // replicas, size * (replica + 1) // replicas
-
-
-def check_batches_fill_replicas(n_images: int, batch_size: int, replicas: int) -> None:
-    """Every replica needs an image of every batch: a mean over none would be nan."""
-    if batch_size < replicas:
-        raise StageError(
-            f"train.batch_size is {batch_size} for {replicas} replicas; allowed: at least "
-            f"{replicas}, an image per replica"
-        )
-    last_batch = n_images % batch_size
-    if 0 < last_batch < replicas:
-        raise StageError(
-            f"train.batch_size {batch_size} leaves a last batch of {last_batch} of the {n_images} "
-            f"images for {replicas} replicas; allowed: a batch size leaving none or at least "
-            f"{replicas}"
-        )
 
 
 def check_workers_agree(

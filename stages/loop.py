@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stages import distribute
+from stages import distribute, strategies
 from stages.backend import keras, tf
 from stages.checkpoints import Checkpoint, Epoch
 from stages.params import TrainParams
@@ -61,7 +61,7 @@ def fit(
     n_images = targets.shape[0]
     batch_size = min(train.batch_size, n_images)  # as fit(): one batch of them all, if fewer
     full_batches, last_batch = divmod(n_images, batch_size)
-    distribute.check_batches_fill_replicas(n_images, batch_size, strategy.num_replicas_in_sync)
+    strategies.check_batches_fill_replicas(n_images, batch_size, strategy.num_replicas_in_sync)
 
     def loss_of(inputs, targets, training: bool):
         """fit()'s loss: mean binary cross-entropy, plus the losses the call added to the model."""
@@ -75,7 +75,7 @@ def fit(
         gradients (an identity on one device): the gradients of the whole batch's mean loss."""
         replica = tf.distribute.get_replica_context()
         size = tf.shape(batch)[0]
-        start, end = distribute.replica_slice(
+        start, end = strategies.replica_slice(
             size, replica.replica_id_in_sync_group, replica.num_replicas_in_sync
         )
         mine, share = batch[start:end], tf.cast(end - start, tf.float32)
@@ -92,7 +92,7 @@ def fit(
     # The loop is a tf.while_loop already: no AutoGraph rewriting needed (less tracing).
     # XLA compiles for one device, so a strategy's replicas run as a TensorFlow graph.
     @tf.function(
-        jit_compile=compiles_well_with_xla(autoencoder) and not distribute.is_distributed(strategy),
+        jit_compile=compiles_well_with_xla(autoencoder) and not strategies.is_distributed(strategy),
         autograph=False,
     )
     def epoch(order):

@@ -5,7 +5,7 @@ import math
 
 from dvclive import Live
 
-from stages import checkpoints, distribute, noise, params
+from stages import checkpoints, distribute, noise, params, strategies
 from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 from stages.runner import StageError, raise_if_interrupted, run
@@ -21,8 +21,8 @@ def main() -> None:
     # Imported once the params are checked: a typo fails at once, not after TensorFlow loads.
     from stages import loop, model
 
-    strategy = distribute.make_strategy(config.train, cluster)
-    print(f"Training on {distribute.describe(strategy)}", flush=True)
+    strategy = strategies.make_strategy(config.train, cluster)
+    print(f"Training on {strategies.describe(strategy)}", flush=True)
 
     # Memory-mapped (copy-on-write, so nothing reaches the files): training reads them in place.
     train_images = load_npy(TRAIN_IMAGES, mmap_mode="c")

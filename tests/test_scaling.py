@@ -19,7 +19,7 @@ import pytest
 
 from benchmarks.scaling import free_ports, usage_of
 from benchmarks.slurm_cluster import finished, jobs
-from stages import distribute, params
+from stages import distribute, params, strategies
 from stages.paths import METRICS, MODEL, PREPARED, TRAIN_CURVES
 from stages.runner import StageError
 from tests.conftest import (
@@ -439,7 +439,7 @@ def test_workers_with_different_params_stop_on_one_line_instead_of_waiting(tmp_p
 def test_each_replica_takes_its_own_slice_of_the_batch_and_together_all_of_it(
     size, replicas, slices
 ):
-    assert [distribute.replica_slice(size, i, replicas) for i in range(replicas)] == slices
+    assert [strategies.replica_slice(size, i, replicas) for i in range(replicas)] == slices
 
 
 # What the workers compare, one at a time: (changes to the params or images, the places in the
