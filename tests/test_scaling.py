@@ -285,9 +285,10 @@ def test_a_killed_worker_stops_the_other_on_one_line_and_both_restarted_resume(
         r"\(.+\); restart every worker \(a rerun resumes at epoch \d of 3\)",
         line,
     )
-    # Its closed port is noticed within a probe or two: long before TRAIN_WORKER_TIMEOUT (60 s)
-    # or TensorFlow's heartbeats (about 10 s).
-    assert seconds < 8, seconds
+    # Where the others wait for it before an epoch, its closed port is noticed within a probe or
+    # two (about 2 s); inside an epoch, TensorFlow's heartbeats tell (about 10 s, more under
+    # load). Either way long before TRAIN_WORKER_TIMEOUT (60 s here), and named as killed.
+    assert seconds < 30, seconds
 
     with two_workers(chief, worker) as (_, (first, other)):
         outputs = [process.communicate(timeout=TIMEOUT_SECONDS)[0] for process in (first, other)]
