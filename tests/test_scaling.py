@@ -285,9 +285,9 @@ def test_a_killed_worker_stops_the_other_on_one_line_and_both_restarted_resume(
         r"\(.+\); restart every worker \(a rerun resumes at epoch \d of 3\)",
         line,
     )
-    # Where the others wait for it before an epoch, its closed port is noticed within a probe or
-    # two (about 2 s); inside an epoch, TensorFlow's heartbeats tell (about 10 s, more under
-    # load). Either way long before TRAIN_WORKER_TIMEOUT (60 s here), and named as killed.
+    # Usually its closed port is noticed within a probe or two (about 2 s); sometimes TensorFlow's
+    # heartbeats tell first (about 10 s, more under load). Either way long before
+    # TRAIN_WORKER_TIMEOUT (60 s here), and named as killed.
     assert seconds < 30, seconds
 
     with two_workers(chief, worker) as (_, (first, other)):
