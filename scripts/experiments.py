@@ -195,6 +195,16 @@ class Column:
         return int(value) if value is not None and self.shown == "{:d}" else value
 
 
+# The columns both the sweep's and the family's tables show, each declared once.
+PARAMETERS = Column("parameter_count", "parameters", "{:d}", "parameter_count")
+TEST_BCE = Column("test_bce", "test BCE", "{:.4f}", "test.bce")
+TEST_MSE = Column("test_mse", "test MSE", "{:.5f}", "test.mse")
+TEST_PSNR = Column("test_psnr", "PSNR dB", "{:.2f}", "test.psnr")
+# PCA with as many components as the code has values, on the same images (stages/evaluate.py).
+PCA_BCE = Column("pca_bce", "PCA BCE", "{:.4f}", "baseline.pca.bce")
+EXPERIMENT = Column("experiment", "experiment", text=True)
+
+
 def write_tables(rows: list[dict], columns: list[Column], csv_path: Path, markdown_path: Path):
     """The rows (each a dict by column name) as a CSV file and a Markdown table."""
     write_csv(rows, [column.name for column in columns], csv_path)

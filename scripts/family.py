@@ -35,21 +35,21 @@ VARIANTS = {kind: [f"model.kind={kind}"] for kind in params.KINDS} | {
 COLUMNS = [
     experiments.Column("variant", "variant", text=True),
     experiments.Column("kind", "kind", key="model.kind", text=True),
-    experiments.Column("parameter_count", "parameters", "{:d}", "parameter_count"),
+    experiments.PARAMETERS,
     experiments.Column("epochs", "epochs", "{:d}", "train.epochs"),
-    experiments.Column("test_bce", "test BCE", "{:.4f}", "test.bce"),
-    experiments.Column("test_mse", "test MSE", "{:.5f}", "test.mse"),
-    experiments.Column("test_psnr", "PSNR dB", "{:.2f}", "test.psnr"),
+    experiments.TEST_BCE,
+    experiments.TEST_MSE,
+    experiments.TEST_PSNR,
     experiments.Column("noisy_psnr", "noisy input PSNR dB", "{:.2f}", "test.noisy_psnr"),
     experiments.Column("kl", "KL", "{:.4f}", "test.kl"),
     # What the codes are worth (stages/evaluate.py): PCA at the code's size, and the probe's
     # accuracy given 100 labels, on the codes and on the pixels.
-    experiments.Column("pca_bce", "PCA BCE", "{:.4f}", "baseline.pca.bce"),
+    experiments.PCA_BCE,
     experiments.Column("probe_accuracy", "probe accuracy", "{:.3f}", "probe.accuracy"),
     experiments.Column(
         "pixels_probe_accuracy", "pixels probe accuracy", "{:.3f}", "probe.pixels_accuracy"
     ),
-    experiments.Column("experiment", "experiment", text=True),
+    experiments.EXPERIMENT,
 ]
 
 

@@ -26,14 +26,13 @@ SWEEP = Path("reports/sweep")
 COLUMNS = [
     experiments.Column("encoding_dim", "encoding_dim", "{:d}", "model.encoding_dim"),
     experiments.Column("compression_ratio", "compression", "{:.1f}x", "compression_ratio"),
-    experiments.Column("parameter_count", "parameters", "{:d}", "parameter_count"),
-    experiments.Column("test_bce", "test BCE", "{:.4f}", "test.bce"),
-    experiments.Column("test_mse", "test MSE", "{:.5f}", "test.mse"),
-    experiments.Column("test_psnr", "PSNR dB", "{:.2f}", "test.psnr"),
-    # PCA with as many components as the code has values, on the same images (stages/evaluate.py)
-    experiments.Column("pca_bce", "PCA BCE", "{:.4f}", "baseline.pca.bce"),
+    experiments.PARAMETERS,
+    experiments.TEST_BCE,
+    experiments.TEST_MSE,
+    experiments.TEST_PSNR,
+    experiments.PCA_BCE,  # and its PSNR: PCA with as many components as the code has values
     experiments.Column("pca_psnr", "PCA PSNR dB", "{:.2f}", "baseline.pca.psnr"),
-    experiments.Column("experiment", "experiment", text=True),
+    experiments.EXPERIMENT,
 ]
 
 
