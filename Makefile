@@ -101,8 +101,8 @@ score: venv
 plots: venv
 	dvc plots diff --html-template plots/template.html $(PLOTS_ARGS)
 
-# plots/template.html again, with the Vega builds scripts/plots_template.py pins, from the npm
-# registry (needs npm and the network).
+# The Vega builds scripts/plots_template.py pins, from the npm registry, inlined again into
+# plots/template.html (needs npm and the network); the rest of the page is edited by hand.
 plots-template: venv
 	python -m scripts.plots_template
 

@@ -70,8 +70,7 @@ def main() -> None:
     write_markdown(
         rows, [DATASETS[dataset].classes[label] for label in classes], folder / "anomaly.md"
     )
-    print((folder / "anomaly.md").read_text())
-    experiments.fail_for(failed, executor)
+    experiments.print_table_then_fail_for(folder / "anomaly.md", failed, executor)
 
 
 def parse_args() -> argparse.Namespace:

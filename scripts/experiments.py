@@ -159,7 +159,10 @@ def results(names: list[str]) -> tuple[dict[str, dict], list[str]]:
     return finished, failed
 
 
-def fail_for(failed: list[str], executor) -> None:
+def print_table_then_fail_for(table: Path, failed: list[str], executor) -> None:
+    """Print the Markdown table; then, if some experiments did not finish, exit with an error that
+    names them and where each one's log is (the table holds only those that finished)."""
+    print(table.read_text())
     if failed:
         named = ", ".join(f"{name} ({executor.where_to_look(name)})" for name in failed)
         sys.exit(f"error: these experiments did not finish: {named}")

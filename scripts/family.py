@@ -77,8 +77,7 @@ def main() -> None:
     experiments.write_tables(rows, COLUMNS, folder / "family.csv", folder / "family.md")
     if rows:
         figures.save(reconstructions_by_variant(rows, dataset), folder / "reconstructions.png")
-    print((folder / "family.md").read_text())
-    experiments.fail_for(failed, executor)
+    experiments.print_table_then_fail_for(folder / "family.md", failed, executor)
 
 
 def parse_args() -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""Write plots/template.html, the page `dvc plots show/diff` fill, with Vega inlined.
+"""Inline Vega into plots/template.html, the page `dvc plots show/diff` fill.
 
     make plots-template      # or: python -m scripts.plots_template   (needs npm and its registry)
 
@@ -6,6 +6,7 @@ DVC's own page loads Vega, Vega-Lite and Vega-Embed from a CDN, so offline its c
 This page holds their minified builds, byte for byte as `npm pack` fetches them, in <script> tags:
 it draws wherever DVC writes it, with no network. The versions keep the major versions of DVC's
 page (dvc_render: Vega 5, Vega-Lite 5, Vega-Embed 6); to update, change them and run this again.
+The rest of the page is edited in plots/template.html itself: this writes only the libraries.
 """
 
 import re
@@ -25,55 +26,50 @@ TEMPLATE = Path("plots/template.html")
 LIBRARIES = {"vega": "5.33.1", "vega-lite": "5.23.0", "vega-embed": "6.29.0"}
 NPM_TIMEOUT_SECONDS = 300
 
-# What DVC replaces in the template (str.replace, not str.format: other braces are safe). The page
-# leaves out {scripts}, where DVC would put its CDN <script> tags.
+# What DVC replaces in the template (str.replace, not str.format: other braces are safe).
 PLACEHOLDERS = [HTML.SCRIPTS_PLACEHOLDER, HTML.PLOTS_PLACEHOLDER, HTML.REFRESH_PLACEHOLDER]
 # What would end an inline <script> early or change how the HTML parser reads it.
 UNSAFE_IN_SCRIPT = re.compile(r"</script|<!--", re.IGNORECASE)
 
-PAGE = """<!DOCTYPE html>
-<html>
-<head>
-    <meta charset="utf-8">
-    {refresh_tag}
-    <title>DVC Plot</title>
-    <!-- Written by `make plots-template` (scripts/plots_template.py), not by hand: Vega's
-         libraries inlined so that the curves draw offline. From the npm registry, BSD-3-Clause
-         (plots/LICENSE.*): {versions}. -->
-{scripts}
-    <script>
-        // SVG rather than Vega-Embed's default canvas: crisp at any zoom, and the drawn marks are
-        // in the page's DOM, where a test can find them.
-        const embedDefault = vegaEmbed;
-        vegaEmbed = (element, spec, options) =>
-            embedDefault(element, spec, {renderer: "svg", ...options});
-    </script>
-    <style>
-        table {
-            border-spacing: 15px;
-        }
-    </style>
-</head>
-<body>
-    {plot_divs}
-</body>
-</html>
+# The part of the page this script writes, from its opening comment to its closing one. No build
+# holds "<!--" (UNSAFE_IN_SCRIPT), so the first closing comment after the opening one is the end.
+OPENING = "    <!-- Vega's libraries,"
+CLOSING = "    <!-- End of Vega's libraries. -->\n"
+LIBRARIES_COMMENT = f"""{OPENING} inlined so that the curves draw offline: written by
+         `make plots-template` (scripts/plots_template.py), not by hand. From the npm registry,
+         BSD-3-Clause (plots/LICENSE.*): {{versions}}. -->
 """
 
 
 def main() -> None:
     if shutil.which("npm") is None:
         sys.exit("error: npm not found: it fetches Vega's builds from the npm registry")
+    before, after = around_libraries(TEMPLATE.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as folder:
         builds = {name: build(name, version, Path(folder)) for name, version in LIBRARIES.items()}
     versions = ", ".join(f"{name} {version}" for name, version in LIBRARIES.items())
-    scripts = "\n".join(f"    <script>\n{code}    </script>" for code in builds.values())
-    # The page's own placeholders stay for DVC; only these two are filled here.
-    page = PAGE.replace("{versions}", versions).replace("{scripts}", scripts)
     with atomic_path(TEMPLATE) as temporary:
-        temporary.write_text(page, encoding="utf-8")
+        temporary.write_text(before + libraries(builds, versions) + after, encoding="utf-8")
     sizes = ", ".join(f"{name} {len(code.encode()) / 1e3:.0f} kB" for name, code in builds.items())
     print(f"{TEMPLATE}: {versions} ({sizes})")
+
+
+def around_libraries(page: str) -> tuple[str, str]:
+    """The page before its inlined libraries and after them."""
+    start = page.find(OPENING)
+    end = page.find(CLOSING, start)
+    if start < 0 or end < 0:
+        sys.exit(
+            f"error: {TEMPLATE} has no {OPENING.strip()!r} ... {CLOSING.strip()!r} comments "
+            "around Vega's libraries: put them back where the libraries go"
+        )
+    return page[:start], page[end + len(CLOSING) :]
+
+
+def libraries(builds: dict[str, str], versions: str) -> str:
+    """The builds in <script> tags, between the opening and closing comments."""
+    scripts = "".join(f"    <script>\n{code}    </script>\n" for code in builds.values())
+    return LIBRARIES_COMMENT.format(versions=versions) + scripts + CLOSING
 
 
 def build(name: str, version: str, folder: Path) -> str:

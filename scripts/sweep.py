@@ -45,8 +45,7 @@ def main() -> None:
     SWEEP.mkdir(parents=True, exist_ok=True)
     experiments.write_tables(rows, COLUMNS, SWEEP / "sweep.csv", SWEEP / "sweep.md")
     figures.save(rate_distortion(rows), SWEEP / "rate_distortion.png")
-    print((SWEEP / "sweep.md").read_text())
-    experiments.fail_for(failed, executor)
+    experiments.print_table_then_fail_for(SWEEP / "sweep.md", failed, executor)
 
 
 def parse_args() -> argparse.Namespace:
