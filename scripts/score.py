@@ -48,9 +48,9 @@ def main() -> None:
     if not names:
         raise StageError(f"no images to score; allowed: {PATHS_ALLOWED}")
 
-    from stages import model  # TensorFlow loads here, once the arguments and images are checked
+    from stages import inference  # TensorFlow loads here, once the arguments and images are checked
 
-    autoencoder = model.load_autoencoder(args.model)
+    autoencoder = inference.load_autoencoder(args.model)
     errors = reconstruction_errors(images, reconstruct(autoencoder, images))
     flagged = anomalous(errors, threshold)
     with atomic_path(args.output) as temporary, temporary.open("w", newline="") as file:

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Train on several nodes of a Slurm cluster, one worker per node, with train.strategy
-# multi_worker: the workers find each other through Slurm (TensorFlow's SlurmClusterResolver,
-# stages/distribute.py), with no TF_CONFIG to write. From the repository, on a filesystem that
-# every node sees:
+# multi_worker: each task gets its TF_CONFIG from Slurm (TensorFlow's SlurmClusterResolver,
+# scripts/slurm_workers.py), with none to write. From the repository, on a filesystem that every
+# node sees:
 #
 #   sbatch --nodes=2 scripts/slurm_train.sh
 #   sbatch --nodes=2 --gres=gpu:4 --ntasks-per-node=4 --time=2:00:00 scripts/slurm_train.sh
@@ -21,4 +21,6 @@ if [ "$strategy" != multi_worker ]; then
     "workers of this job to train together" >&2
   exit 2
 fi
-srun bash -c 'if [ "$SLURM_PROCID" = 0 ]; then exec dvc repro; else exec python -m stages.train; fi'
+srun bash -c 'workers=$(python -m scripts.slurm_workers) || exit 2
+eval "$workers"
+if [ "$SLURM_PROCID" = 0 ]; then exec dvc repro; else exec python -m stages.train; fi'

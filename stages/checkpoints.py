@@ -1,27 +1,17 @@
-"""Checkpoints at epoch boundaries: a killed training run goes on from its last complete epoch.
+"""Checkpoints at epoch boundaries: a killed training run goes on from its last complete epoch,
+to the same model, curves and metrics, byte for byte (docs/reliability.md).
 
-After each epoch the train stage saves all it needs to go on exactly as if it had never stopped:
-the model's variables (its weights and a VAE's sampling seed), the optimizer's (its step count and
-moments), the state of the generator that shuffles each epoch, and the epochs so far. The rerun
-gives the same model, byte for byte, the same curves and the same metrics.
-
-A checkpoint is one .npz file, written beside itself and renamed into place: a kill in the middle
-of a save leaves the previous one whole. Its name is a hash of what DVC hashes to decide whether
-train must run (the stage's params, code and data in dvc.yaml), so a changed param, code file or
-dataset never resumes a stale run; a multi-worker run's workers keep one each. They live in the
-DVC cache's folder, under checkpoints/: outside git and the stage's outputs, and shared by every
-workspace of the repository, so a queued or `--temp` experiment, whose folder DVC removes after a
-failure, finds its checkpoint when it runs again. The stage removes its own once it completes.
-
-Two runs of the same params at once (a `--temp` run beside the workspace's) keep a checkpoint
-each; TRAIN_RESUME=0 starts from epoch 1 on purpose and forgets its own. One of another TensorFlow
-or Keras version has another name, never resumed from; a damaged one is named in one line and set
-aside, and training starts from epoch 1.
+A checkpoint holds the model's and the optimizer's variables, the shuffler's state and the epochs
+so far, in one .npz written atomically. Its name is a hash of what the run trains from: the model
+and train params, the stages' code, the prepared images, the worker and the TensorFlow and Keras
+versions, so a changed one never resumes a stale run. They live in .dvc/tmp/checkpoints/ of the
+DVC project (DVC_ROOT, which DVC sets to the project's own root for a queued or `--temp`
+experiment too): outside git and the outputs, and found again by an experiment whose folder DVC
+removed after a failure. The stage removes its own once it completes.
 """
 
 import contextlib
 import fcntl
-import functools
 import hashlib
 import importlib.metadata
 import itertools
@@ -29,19 +19,20 @@ import json
 import os
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from stages import runner
-from stages.distribute import Cluster
+from stages.distribute import Cluster, LostWorker
 from stages.files import atomic_path
-from stages.paths import DVC_YAML, PARAMS
+from stages.params import Params
+from stages.paths import TEST_IMAGES, TRAIN_IMAGES
+from stages.runner import gist
 
 RESUME_VARIABLE = "TRAIN_RESUME"
-CACHE_SUBFOLDER = "checkpoints"  # in the DVC cache folder
+FOLDER = Path(".dvc/tmp/checkpoints")  # in the DVC project
 # Another folder for them, e.g. on a shared file system, where a Slurm task requeued in a new
 # clone of the repository finds its checkpoint (scripts/slurm_experiment.sh sets it).
 CHECKPOINTS_VARIABLE = "TRAIN_CHECKPOINTS"
@@ -60,15 +51,16 @@ class Epoch:
     seconds: float  # the first one's include tracing and compiling
 
 
-@dataclass(frozen=True)
+@dataclass
 class Checkpoint:
     """Where a run of the train stage keeps its checkpoint, and what it must be a checkpoint of."""
 
     path: Path
-    key: str  # the hash of the stage's params, code and data, the worker, TensorFlow's version
+    key: str  # the hash of what the run trains from (for_this_run)
     epochs: int  # the run's train.epochs
     # The open file whose lock keeps another run of the same key off this path (for_this_run).
     lock: int | None = field(default=None, compare=False)
+    saved: int = field(default=0, compare=False)  # the epochs it holds
 
     def save(self, variables: list, history: list, shuffler: np.random.Generator) -> None:
         """Save the variables' values, the epochs so far and the shuffler's state, atomically."""
@@ -83,7 +75,7 @@ class Checkpoint:
         arrays[STATE_ENTRY] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
         with atomic_path(self.path) as temporary:
             np.savez(temporary, allow_pickle=False, **arrays)
-        runner.note_for_rerun(f"a rerun {self.resumes(len(history))}")
+        self.saved = len(history)
 
     def restore(self, variables: list, shuffler: np.random.Generator) -> list[Epoch]:
         """Set the variables and the shuffler as the checkpoint has them; return its epochs. No
@@ -113,11 +105,13 @@ class Checkpoint:
             f"{state['epoch']}'s state saved {state['saved']} ({self.path})",
             flush=True,
         )
-        runner.note_for_rerun(f"a rerun {self.resumes(state['epoch'])}")
+        self.saved = state["epoch"]
         return history
 
     def resumes(self, done: int) -> str:
         """Where a run goes on with `done` epochs in its checkpoint."""
+        if done == 0:
+            return "starts from epoch 1"
         if done < self.epochs:
             return f"resumes at epoch {done + 1} of {self.epochs}"
         return f"resumes with all {self.epochs} epochs done, to save the model"
@@ -130,7 +124,7 @@ class Checkpoint:
                 values = [saved[f"variable_{i}"] for i in range(len(variables))]
                 extra = len(saved.files) - 1 - len(variables)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-            raise CheckpointError(f"is unreadable ({runner.gist(error)})") from None
+            raise CheckpointError(f"is unreadable ({gist(error)})") from None
         if not isinstance(state, dict) or state.get("key") != self.key:
             raise CheckpointError("is another run's (its params, code or data differ)")
         shapes = [tuple(variable.shape) for variable in variables]
@@ -141,7 +135,7 @@ class Checkpoint:
             np.random.default_rng().bit_generator.state = state["shuffler"]  # one it can take
             epoch = state["epoch"]
         except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"is unreadable (its state: {runner.gist(error)})") from None
+            raise CheckpointError(f"is unreadable (its state: {gist(error)})") from None
         numbers = [entry.number for entry in history]
         if (
             type(epoch) is not int
@@ -161,33 +155,40 @@ class Checkpoint:
         self.path.with_suffix(".lock").unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def noting_reruns(checkpoint: Checkpoint | None) -> Iterator[None]:
+    """Add to the line of an interruption or a lost worker what a rerun does."""
+    try:
+        yield
+    except (KeyboardInterrupt, LostWorker) as failure:
+        if checkpoint:
+            failure.add_note(f"a rerun {checkpoint.resumes(checkpoint.saved)}")
+        raise
+
+
 class CheckpointError(Exception):
     """A checkpoint that cannot be resumed from, and why."""
 
 
-def for_this_run(cluster: Cluster, epochs: int) -> Checkpoint | None:
-    """This run's checkpoint, keyed by the params values, code and data that dvc.yaml lists for
-    the train stage (each file by the md5 of its bytes, as DVC hashes it) and by this worker's
-    place in the cluster; None outside a DVC repository."""
-    from dvc.config import Config  # DVC's config alone: its repository API takes half a second
-
-    config = Config.from_cwd(validate=False)
-    if config.dvc_dir is None or not DVC_YAML.is_file():
+def for_this_run(config: Params, cluster: Cluster) -> Checkpoint | None:
+    """This run's checkpoint, keyed by what it trains from: the model and train params, the
+    stages' code and the prepared images (each file by the md5 of its bytes), this worker's place
+    in the cluster and the versions; None outside a DVC project."""
+    root = os.environ.get("DVC_ROOT") or next(
+        (str(folder) for folder in [Path.cwd(), *Path.cwd().parents] if (folder / ".dvc").is_dir()),
+        None,
+    )
+    if root is None:
         return None
-    stage = yaml.safe_load(DVC_YAML.read_text())["stages"][STAGE]
-    document = yaml.safe_load(PARAMS.read_text())
     key = {
-        "params": {
-            name: functools.reduce(dict.get, name.split("."), document) for name in stage["params"]
-        },
-        "deps": {path: md5_of(Path(path)) for path in stage["deps"]},
+        "params": repr((config.model, config.train, config.data.seed)),
+        "files": {str(path): md5_of(path) for path in [*code_files(), TRAIN_IMAGES, TEST_IMAGES]},
         "worker": f"{cluster.task_type}-{cluster.task_index}",
         # Another version may order the optimizer's variables otherwise.
         "versions": versions(),
     }
     digest = hashlib.md5(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    cache = Path(config["cache"].get("dir") or Path(config.dvc_dir) / "cache")
-    folder = Path(os.environ.get(CHECKPOINTS_VARIABLE) or cache / CACHE_SUBFOLDER)
+    folder = Path(os.environ.get(CHECKPOINTS_VARIABLE) or Path(root) / FOLDER)
     folder.mkdir(parents=True, exist_ok=True)
     # Two runs of the same key at once (a `--temp` run beside the workspace's, a queue entry
     # twice) each take a path no other running one holds: the first free of train-KEY,
@@ -200,7 +201,12 @@ def for_this_run(cluster: Cluster, epochs: int) -> Checkpoint | None:
         except BlockingIOError:
             os.close(lock)
             continue
-        return Checkpoint(path=path, key=digest, epochs=epochs, lock=lock)
+        return Checkpoint(path=path, key=digest, epochs=config.train.epochs, lock=lock)
+
+
+def code_files() -> list[Path]:
+    """The pipeline's code: every module of stages/."""
+    return sorted(Path("stages").glob("*.py"))
 
 
 def versions() -> dict[str, str]:

@@ -1,24 +1,14 @@
-"""The workers of a multi-worker run (train.strategy multi_worker; the strategies themselves are
-in stages/strategies.py): who they are, how they wait for each other, and the line that names
-one that is lost.
+"""The workers of a multi-worker run (train.strategy multi_worker): who they are, how they wait
+for each other, and the line that names one that is lost (docs/scaling.md).
 
-TF_CONFIG, which MultiWorkerMirroredStrategy reads too, gives every worker the list of all
-workers' addresses and its own place in it, e.g. for the second of two machines
+TF_CONFIG, which MultiWorkerMirroredStrategy reads too, lists every worker's address and this one's
+place among them, e.g. for the second of two machines
 
     TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]},
                 "task": {"type": "worker", "index": 1}}'
 
-Cluster launchers set it (Kubernetes' training operators), or the user does. Without it, inside a
-Slurm job step (`srun`, e.g. scripts/slurm_train.sh), the cluster is the step's tasks, as
-TensorFlow's SlurmClusterResolver lays them out. The chief, a "chief" task or else worker 0,
-writes the model and the reports. TF_CONFIG is read and checked before TensorFlow loads;
-TensorFlow is imported only by the functions that need it.
-
-A worker that dies stops the others: its connections close, or TensorFlow's coordination service
-notices that it stopped sending heartbeats. A worker that is alive but stuck (its output blocked, a
-hung file system) is caught where the workers meet before each epoch (Workers.meet): the others
-wait TRAIN_WORKER_TIMEOUT seconds (default 120) at most. Either way they exit with one line naming
-the worker they lost.
+Cluster launchers set it (Kubernetes' training operators, scripts/slurm_train.sh), or the user
+does. It is checked here before TensorFlow loads; TensorFlow is imported only where needed.
 """
 
 import functools
@@ -50,13 +40,6 @@ EXAMPLE = (
 )
 TIMEOUT_VARIABLE = "TRAIN_WORKER_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 120.0
-SLURM_STEP = "the Slurm job step"
-# A job's workers listen on a block of ports of its own on each node, chosen by its job id, so
-# that two jobs sharing a node do not collide: SLURM_PORTS_FROM + (id mod SLURM_PORT_BLOCKS) *
-# SLURM_TASKS_PER_NODE, one port per task from there.
-SLURM_PORTS_FROM = 20000
-SLURM_PORT_BLOCKS = 2500
-SLURM_TASKS_PER_NODE = 16
 # TensorFlow's error codes (tf.errors.DEADLINE_EXCEEDED, tf.errors.UNAVAILABLE).
 DEADLINE_EXCEEDED, UNAVAILABLE = 4, 14
 # How often the workers waiting at a meeting look for the missing ones, and how long each look.
@@ -70,10 +53,6 @@ class Cluster:
     task_index: int
     # How long a worker waits for its peers before an epoch before it gives up on them.
     timeout: float = field(default=DEFAULT_TIMEOUT_SECONDS, compare=False)
-    # Where the cluster came from, for the messages: TF_CONFIG or SLURM_STEP.
-    source: str = field(default=TF_CONFIG, compare=False)
-    # A Slurm job step's: TensorFlow's SlurmClusterResolver, which laid the tasks out.
-    resolver: object = field(default=None, compare=False)
 
     @property
     def size(self) -> int:
@@ -92,19 +71,14 @@ ONE_PROCESS = Cluster(tasks={"worker": ["localhost"]}, task_type="worker", task_
 
 
 def cluster_from_environment(strategy: str) -> Cluster:
-    """The cluster of train.strategy: for multi_worker, TF_CONFIG's, or else the Slurm job
-    step's; else this one process."""
+    """The cluster of train.strategy: TF_CONFIG's for multi_worker, else this one process."""
     if strategy != "multi_worker":
         return ONE_PROCESS
     timeout = runner.seconds_from_environment(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS)
     text = os.environ.get(TF_CONFIG, "")
     if not text.strip():
-        if "SLURM_STEP_ID" in os.environ:
-            return slurm_cluster(timeout)
-        raise fail(
-            "is not set",
-            f"train.strategy multi_worker needs it, e.g. {EXAMPLE}, or a Slurm job step (srun)",
-        )
+        needs = "train.strategy multi_worker needs it, e.g."
+        raise fail("is not set", f"{needs} {EXAMPLE}; on Slurm, scripts/slurm_train.sh sets it")
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
@@ -143,63 +117,6 @@ def cluster_from_environment(strategy: str) -> Cluster:
 
 def fail(problem: str, allowed: str) -> StageError:
     return StageError(f"{TF_CONFIG} {problem}; allowed: {allowed}")
-
-
-def slurm_cluster(timeout: float) -> Cluster:
-    """The workers of this Slurm job step, one per task, as TensorFlow's SlurmClusterResolver
-    lays them out from what srun sets (it loads TensorFlow)."""
-    resolver = slurm_resolver()
-    tasks = resolver.cluster_spec().as_dict()
-    hosts = [address.rpartition(":")[0] for address in tasks["worker"]]
-    if max(map(hosts.count, hosts)) > SLURM_TASKS_PER_NODE:
-        raise StageError(
-            f"{SLURM_STEP} has {max(map(hosts.count, hosts))} tasks on a node; allowed: at most "
-            f"{SLURM_TASKS_PER_NODE} (one per GPU)"
-        )
-    return Cluster(
-        tasks=tasks,
-        task_type=resolver.task_type,
-        task_index=resolver.task_id,
-        timeout=timeout,
-        source=SLURM_STEP,
-        resolver=resolver,
-    )
-
-
-def slurm_resolver():
-    """TensorFlow's SlurmClusterResolver for this job step, its workers on the job's ports. It
-    gives each task its share of a node's GPUs (before TensorFlow sees them)."""
-    from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import get_num_gpus
-
-    from stages.backend import tf
-
-    try:
-        gpus = get_num_gpus()  # CUDA_VISIBLE_DEVICES, else nvidia-smi's list
-    except (RuntimeError, OSError):  # no nvidia-smi, or it failed: no GPU
-        gpus = 0
-    try:
-        job = int(os.environ.get("SLURM_JOB_ID", ""))
-        port_base = SLURM_PORTS_FROM + job % SLURM_PORT_BLOCKS * SLURM_TASKS_PER_NODE
-        # Without GPUs the resolver still pairs each task with a share: one each, never set.
-        shares = {} if gpus else {"gpus_per_node": 2**31, "gpus_per_task": 1, "auto_set_gpu": False}
-        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
-            port_base=port_base, **shares
-        )
-        resolver.cluster_spec()
-    except (ValueError, RuntimeError) as error:
-        raise StageError(
-            f"{SLURM_STEP}: SlurmClusterResolver cannot read it ({error}); allowed: what srun "
-            "sets (without TF_CONFIG, train.strategy multi_worker takes its workers from srun)"
-        ) from None
-    if not gpus:  # it would report the shares it was given as GPUs, and place the model there
-        return tf.distribute.cluster_resolver.SimpleClusterResolver(
-            resolver.cluster_spec(),
-            task_type=resolver.task_type,
-            task_id=resolver.task_id,
-            num_accelerators={},
-            rpc_layer=resolver.rpc_layer,
-        )
-    return resolver
 
 
 class Workers:
@@ -247,7 +164,7 @@ class Workers:
             self._meeting = (place, time.monotonic() + self.cluster.timeout)
             self._changed.notify()
         try:
-            self._all_reduce()
+            runner.interruptible(self._all_reduce)
         finally:
             with self._changed:
                 self._meeting = None
@@ -312,6 +229,31 @@ class Workers:
     def _key(place: str, task_type: str, index: int) -> str:
         return f"{place}/{task_type}:{index}"
 
+    def check_agree(self, config: Params, images: np.ndarray, test_images: np.ndarray) -> None:
+        """Once all have loaded their data, stop with one line unless every worker is to train the
+        same model on the same data: their steps would not pair up, and each would wait for the
+        others' forever. Call it before building the model (whose variables the workers create
+        together)."""
+        if self.cluster.size == 1:
+            return
+        from stages.backend import tf
+
+        self.meet("data loaded")
+        mine = fingerprint(config, images, test_images)
+        values = tf.constant([mine, [value * value for value in mine]], tf.float64)
+        replicas = self.strategy.num_replicas_in_sync
+        # Equal everywhere exactly when the sums of the values and of their squares are n times
+        # this worker's (the values' spread across replicas is then 0).
+        total = self.strategy.reduce(
+            tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(values)), axis=None
+        )
+        if not np.array_equal(total.numpy(), replicas * values.numpy()):
+            raise StageError(
+                f"the workers of {TF_CONFIG} do not train the same thing: this one has "
+                f"{mine[0]} training and {mine[1]} test images, batch_size {mine[2]}, {mine[3]} "
+                f"epochs; allowed: the same commit, params.yaml and data/prepared/ on every worker"
+            )
+
 
 @contextmanager
 def reporting_lost_workers(cluster: Cluster) -> Iterator[None]:
@@ -324,7 +266,11 @@ def reporting_lost_workers(cluster: Cluster) -> Iterator[None]:
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
         if cluster.size == 1:
             raise
-        raise StageError(lost_worker(str(error), cluster)) from None
+        raise LostWorker(lost_worker(str(error), cluster)) from None
+
+
+class LostWorker(StageError):
+    """A multi-worker run lost one of its workers."""
 
 
 def lost_worker(message: str, cluster: Cluster) -> str:
@@ -337,9 +283,9 @@ def lost_worker(message: str, cluster: Cluster) -> str:
     ]
     if peers:
         task_type, index = peers[0]
-        who = f"{task_type} {index} of {cluster.source} ({cluster.tasks[task_type][index]})"
+        who = f"{task_type} {index} of {TF_CONFIG} ({cluster.tasks[task_type][index]})"
     else:
-        who = f"another worker of {cluster.source}"
+        who = f"another worker of {TF_CONFIG}"
     if "heartbeat" in message and peers and refused(cluster.tasks[task_type][index]):
         # Killed: TensorFlow's heartbeats sometimes tell before the watchdog's probe does.
         why = "the connection failed (Connection refused)"
@@ -351,8 +297,7 @@ def lost_worker(message: str, cluster: Cluster) -> str:
         why = f"the connection failed ({aborted.group(1).strip()})"
     else:
         why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
-    note = runner.rerun_note() or "a rerun starts from epoch 1"
-    return f"lost {who}: {why}; restart every worker ({note})"
+    return f"lost {who}: {why}; restart every worker"
 
 
 def refused(address: str) -> bool:
@@ -365,34 +310,6 @@ def refused(address: str) -> bool:
     except OSError:  # no answer: a stopped process, a machine gone
         return False
     return False
-
-
-def check_workers_agree(
-    strategy: "tf.distribute.Strategy",
-    config: Params,
-    images: np.ndarray,
-    test_images: np.ndarray,
-    cluster: Cluster,
-) -> None:
-    """Stop with one line unless every worker is to train the same model on the same data: their
-    steps would not pair up, and each would wait for the others' forever. Call it before building
-    the model (whose variables the workers already create together)."""
-    from stages.backend import tf
-
-    mine = fingerprint(config, images, test_images)
-    values = tf.constant([mine, [value * value for value in mine]], tf.float64)
-    replicas = strategy.num_replicas_in_sync
-    # Equal everywhere exactly when the sums of the values and of their squares are n times this
-    # worker's (the values' spread across replicas is then 0).
-    total = strategy.reduce(
-        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(values)), axis=None
-    )
-    if not np.array_equal(total.numpy(), replicas * values.numpy()):
-        raise StageError(
-            f"the workers of {cluster.source} do not train the same thing: this one has {mine[0]} "
-            f"training and {mine[1]} test images, batch_size {mine[2]}, {mine[3]} epochs; "
-            f"allowed: the same commit, params.yaml and data/prepared/ on every worker"
-        )
 
 
 def fingerprint(config: Params, images: np.ndarray, test_images: np.ndarray) -> tuple[int, ...]:

@@ -20,12 +20,52 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stages import params
-from stages.datasets import DATASETS
+from stages.datasets import (
+    DATASETS,
+    IMAGE_SIZE,
+    TEST_IMAGES_GZ,
+    TEST_LABELS_GZ,
+    TRAIN_IMAGES_GZ,
+    TRAIN_LABELS_GZ,
+    Dataset,
+)
 from stages.files import atomic_folder
 from stages.paths import RAW
 from stages.runner import StageError, gist, run, seconds_from_environment
 
 ATTEMPTS = 3
+FILES = (TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ, TEST_IMAGES_GZ, TEST_LABELS_GZ)
+# SHA-256 of each file's *decompressed* bytes, in the order of FILES: mirrors recompress, the
+# content is what counts.
+CHECKSUMS = {
+    name: dict(zip(FILES, digests, strict=True))
+    for name, digests in {
+        "mnist": (
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
+        "fashion_mnist": (
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
+        "mnist_sample": (
+            "729d340c0177402770b27c04f817dfb40ed8844459b35a9f11ae21067b05cf19",
+            "90795ea2219655a7281c0d6756d0ae8a33bebac7ec84bac89bbdcc5e3baa9f8c",
+            "de0a55d8eb2a23fce4f596c5234b08b9c8ee685583a2b0e52f3a78eca48f9d89",
+            "60e902e82445d902e245e1b039469f36936d63cb28e81527a7bbba247c240af3",
+        ),
+        "fashion_mnist_sample": (
+            "71a9f8cec24060d6752b3e4940ce6d6fd729334afa47b735dd553481aa83b53e",
+            "8983259dfbc9f185f92698916f7daf361704b43ba7d19568cc7bcdeefdc1bece",
+            "c9bd0ed7148856eb2287d902861921296d6c36d95a5113341a35554343e84123",
+            "9f5f7b9143df7bffff73a8bf7d8a53545dbf787f86e5e195c64401d2c6f8f372",
+        ),
+    }.items()
+}
 CHUNK_BYTES = 1 << 16
 
 
@@ -72,9 +112,20 @@ def main() -> None:
     dataset = DATASETS[data.dataset]
     # Fetch into a hidden folder that replaces data/raw/ at the end: it is whole or untouched.
     with atomic_folder(RAW) as staging:
-        for name, sha256 in dataset.sha256.items():
-            expected = Expected(name, sha256, dataset.sizes()[name])
+        for name, size in sizes(dataset).items():
+            expected = Expected(name, CHECKSUMS[dataset.name][name], size)
             fetch_verified(expected, sources, staging / name, down, limits)
+
+
+def sizes(dataset: Dataset) -> dict[str, int]:
+    """Each file's size once decompressed: an IDX header (16 bytes for images, 8 for labels),
+    then a byte per pixel or label."""
+    return {
+        TRAIN_IMAGES_GZ: 16 + dataset.train_count * IMAGE_SIZE,
+        TRAIN_LABELS_GZ: 8 + dataset.train_count,
+        TEST_IMAGES_GZ: 16 + dataset.test_count * IMAGE_SIZE,
+        TEST_LABELS_GZ: 8 + dataset.test_count,
+    }
 
 
 def sources_for(data: params.DataParams) -> list[str]:

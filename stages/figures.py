@@ -94,7 +94,7 @@ def reconstructions(images, noisy_inputs, codes, reconstructed) -> plt.Figure:
 
 
 def decoded(images: np.ndarray, code_size: int) -> plt.Figure:
-    """Images the decoder made from codes it was never given (stages/model.py: decode_samples)."""
+    """Images the decoder made from codes it was never given (inference.decode_samples)."""
     side = math.isqrt(len(images))
     pictures = [as_picture(image) for image in images]
     rows = [picture_strip(pictures[row * side : (row + 1) * side])[0] for row in range(side)]

@@ -6,26 +6,13 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from stages import runner
 from stages.runner import StageError
-
-_temporaries: set[Path] = set()  # the temporary files and folders of the writes under way
-_renaming = threading.Lock()  # held while an atomic_folder swaps its two folders
-
-
-def remove_temporaries() -> None:
-    """Remove every write's temporary files and folders: what a process ending without
-    unwinding (runner.run's watcher) does instead of their `finally` blocks."""
-    with _renaming:
-        for temporary in list(_temporaries):
-            remove(temporary)
 
 
 def remove(path: Path) -> None:
@@ -34,9 +21,6 @@ def remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-runner.on_hard_exit(remove_temporaries)
 
 
 @contextmanager
@@ -48,14 +32,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=path.suffix)
     os.close(fd)
     temporary = Path(name)
-    _temporaries.add(temporary)
     temporary.chmod(0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-        _temporaries.discard(temporary)
 
 
 @contextmanager
@@ -66,20 +48,17 @@ def atomic_folder(path: Path) -> Iterator[Path]:
     temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path)))
     temporary.chmod(0o777 & ~_umask())  # mkdtemp makes it private
     previous = temporary.with_name(f"{temporary.name}.previous")
-    _temporaries.update((temporary, previous))
     try:
         yield temporary
         # A folder cannot be renamed over another: set the old one aside, then rename.
-        with _renaming:
-            if path.exists():
-                path.rename(previous)
-            temporary.rename(path)
+        if path.exists():
+            path.rename(previous)
+        temporary.rename(path)
     finally:
         if previous.exists() and not path.exists():  # interrupted between the two renames
             previous.rename(path)
         shutil.rmtree(previous, ignore_errors=True)
         shutil.rmtree(temporary, ignore_errors=True)
-        _temporaries.difference_update((temporary, previous))
 
 
 # The temporary beside an output: ".NAME.partial-" and tempfile's 8 random characters, then for a
@@ -101,9 +80,7 @@ def remove_leftovers(path: Path) -> None:
         True: re.compile(re.escape(_prefix(path)) + random + r"(\.previous)?"),
     }
     for leftover in path.parent.glob(f"{glob.escape(_prefix(path))}*"):
-        if leftover.is_symlink() or leftover in _temporaries:
-            continue
-        if mine[leftover.is_dir()].fullmatch(leftover.name):
+        if not leftover.is_symlink() and mine[leftover.is_dir()].fullmatch(leftover.name):
             remove(leftover)
 
 

@@ -1,12 +1,10 @@
 """The tutorial's `Model.fit(x, x, shuffle=True, validation_data=(test, test))`, an epoch at a time.
 
-Keras' fit() feeds each batch through tf.data and launches one compiled step per batch. Here a
-whole epoch, every batch's step and then the validation loss, is one program that reads the images
-where they already are in memory, compiled once: by XLA, faster on a CPU (docs/speed.md), except
-for convolutional models (see compiles_well_with_xla).
-It is fit()'s arithmetic for any of the models: the same batches (the last one shorter), binary
-cross-entropy plus the model's own losses (an L1 penalty, a VAE's KL term), the same optimizer
-and seeds. tests/test_loop.py checks the losses against fit()'s, kind by kind.
+The same arithmetic as fit() for any of the models (the same batches, the last one shorter; binary
+cross-entropy plus the model's own losses; the same optimizer and seeds: tests/test_loop.py checks
+the losses against fit()'s), but each epoch, every batch's step and then the validation loss, is
+one program compiled once, reading the images where they are in memory: XLA for Dense layers,
+a TensorFlow graph for convolutions (docs/speed.md).
 """
 
 import time
@@ -14,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stages import distribute, strategies
+from stages import distribute, runner, strategies
 from stages.backend import keras, tf
 from stages.checkpoints import Checkpoint, Epoch
 from stages.params import TrainParams
@@ -39,18 +37,11 @@ def fit(
     on_epoch: Callable[[Epoch], None] | None = None,
     checkpoint: Checkpoint | None = None,
 ) -> list[Epoch]:
-    """Train the autoencoder to give back `targets` from `inputs`, validated on `test_inputs`
-    against `test_targets`; call `on_epoch` after each epoch; return every epoch, the history.
-
-    With a checkpoint, it saves each epoch's state there, and first goes on from the state the
-    checkpoint holds, if any: `on_epoch` sees the epochs restored from it first, as they were.
-
-    The inputs are the images themselves, or for a denoising autoencoder the images with noise
-    (stages/noise.py): noised once, as the tutorial does, and the same arrays fit() would get.
-    Under a strategy (the autoencoder built in its scope), each batch is split between the
-    replicas, which add up their gradients: the same steps, on more devices. The `workers` of a
-    multi-worker run meet before each epoch.
-    """
+    """Train the autoencoder to give back `targets` from `inputs` (the images, or a denoising
+    autoencoder's noisy ones), validated on `test_inputs` against `test_targets`; call `on_epoch`
+    after each epoch, first for those a checkpoint restores; save each epoch to the checkpoint;
+    return every epoch. Under a strategy each batch is split between the replicas, which add up
+    their gradients; the `workers` of a multi-worker run meet before each epoch."""
     strategy = strategy or tf.distribute.get_strategy()
     inputs, targets = as_tensor(inputs), as_tensor(targets)
     test_inputs, test_targets = as_tensor(test_inputs), as_tensor(test_targets)
@@ -119,7 +110,7 @@ def fit(
         order = shuffler.permutation(n_images) if train.shuffle else np.arange(n_images)
         if workers:
             workers.meet(f"epoch {number}")
-        loss, val_loss = epoch(order.astype(np.int32))
+        loss, val_loss = runner.interruptible(epoch, order.astype(np.int32))
         history.append(Epoch(number, float(loss), float(val_loss), time.perf_counter() - started))
         if checkpoint:  # first: an interruption in on_epoch then loses nothing
             checkpoint.save(variables, history, shuffler)
@@ -137,7 +128,7 @@ def compiles_well_with_xla(autoencoder: keras.Model) -> bool:
 
 
 def as_tensor(images: np.ndarray) -> tf.Tensor:
-    """The images as a tensor, sharing their memory where TensorFlow can (no 188 MB copy).
+    """The images as a tensor, sharing their memory where TensorFlow can (no copy of them).
 
     DLPack shares a buffer aligned as TensorFlow needs: a memory-mapped .npy is, since np.save
     aligns its data to 64 bytes. Any other array is copied.

@@ -22,19 +22,19 @@ from stages.runner import run
 
 def main() -> None:
     config = params.load()  # before TensorFlow loads: a broken params.yaml stops it at once
-    from stages import model  # TensorFlow loads here
+    from stages import inference  # TensorFlow loads here
 
     test_images = load_npy(TEST_IMAGES)
     # A denoising autoencoder gets the test images with their own noise, as in training.
     test_inputs = noise.test_inputs(test_images, config)
-    autoencoder = model.load_autoencoder(MODEL)
+    autoencoder = inference.load_autoencoder(MODEL)
     codes, reconstructions, metrics = predict_and_score(autoencoder, test_inputs, test_images)
     save_npy(CODES, codes)
     save_npy(RECONSTRUCTIONS, reconstructions)
-    save_npy(DECODED, model.decode_samples(autoencoder, codes, config.train.seed))
+    save_npy(DECODED, inference.decode_samples(autoencoder, codes, config.train.seed))
     # The codes of what the model trained on, the training images (noised for a denoising one).
     train_inputs = noise.training_inputs(load_npy(TRAIN_IMAGES, mmap_mode="c"), config)
-    save_npy(TRAIN_CODES, model.encode(autoencoder, train_inputs))
+    save_npy(TRAIN_CODES, inference.encode(autoencoder, train_inputs))
     save_json(METRICS, metrics)
     print(f"{METRICS}: test BCE {metrics['test']['bce']:.4f}")
 
@@ -45,12 +45,12 @@ def predict_and_score(
     """The codes and reconstructions of the inputs, and the metrics that score the
     reconstructions against the images (the inputs themselves, or their clean originals)."""
     # Imported here, not above: main() checks params.yaml before TensorFlow loads.
-    from stages import model
+    from stages import inference
     from stages.backend import keras
 
     # One call on the whole test set (it fits in memory many times over): predict()'s batching
     # and tracing would only add time.
-    codes, reconstructions, model_terms = model.encode_and_reconstruct(autoencoder, inputs)
+    codes, reconstructions, model_terms = inference.encode_and_reconstruct(autoencoder, inputs)
     # Keras computes this from the logits it keeps beside the sigmoid's output, as in training:
     # without a loss of the model's own, it is the val_loss of the last epoch.
     bce = float(keras.ops.mean(keras.losses.binary_crossentropy(images, reconstructions)))

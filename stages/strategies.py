@@ -6,7 +6,6 @@ up their gradients. The workers of a multi_worker run come from stages/distribut
 from typing import TYPE_CHECKING
 
 from stages import runner
-from stages.distribute import ONE_PROCESS, Cluster
 from stages.params import TrainParams
 from stages.runner import StageError
 
@@ -14,7 +13,7 @@ if TYPE_CHECKING:
     from stages.backend import tf
 
 
-def make_strategy(train: TrainParams, cluster: Cluster = ONE_PROCESS) -> "tf.distribute.Strategy":
+def make_strategy(train: TrainParams) -> "tf.distribute.Strategy":
     """Where training runs, from train.strategy (README, "Scaling out"). Call it first: logical
     devices and a multi-worker cluster are fixed once TensorFlow's runtime starts.
 
@@ -42,9 +41,7 @@ def make_strategy(train: TrainParams, cluster: Cluster = ONE_PROCESS) -> "tf.dis
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=implementation.AUTO if gpus else implementation.RING
         )
-        strategy = tf.distribute.MultiWorkerMirroredStrategy(
-            cluster_resolver=cluster.resolver, communication_options=options
-        )
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         runner.answer_signals()  # its runtime took SIGTERM over, to note preemptions
         return strategy
     return tf.distribute.get_strategy()

@@ -10,68 +10,51 @@ from stages.files import atomic_folder, load_npy
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
 from stages.runner import StageError, raise_if_interrupted, run
 
-# A file to write each epoch's losses and seconds to, for the benchmarks: timings are no result
-# of the pipeline's, so they stay out of DVC's outputs and git.
-
 
 def main() -> None:
     config = params.load()
     cluster = distribute.cluster_from_environment(config.train.strategy)
-    checkpoint = checkpoints.for_this_run(cluster, config.train.epochs)
+    checkpoint = checkpoints.for_this_run(config, cluster)
     # Imported once the params are checked: a typo fails at once, not after TensorFlow loads.
     from stages import loop, model
 
-    strategy = strategies.make_strategy(config.train, cluster)
+    strategy = strategies.make_strategy(config.train)
     print(f"Training on {strategies.describe(strategy)}", flush=True)
-
     # Memory-mapped (copy-on-write, so nothing reaches the files): training reads them in place.
     train_images = load_npy(TRAIN_IMAGES, mmap_mode="c")
     test_images = load_npy(TEST_IMAGES, mmap_mode="c")
-    # What the model gets: the images, or a denoising autoencoder's noisy ones, to give back clean.
-    inputs = noise.training_inputs(train_images, config)
-    test_inputs = noise.test_inputs(test_images, config)
     workers = distribute.Workers(strategy, cluster)
-    if cluster.size > 1:
-        with distribute.reporting_lost_workers(cluster):
-            workers.meet("data loaded")
-            distribute.check_workers_agree(strategy, config, train_images, test_images, cluster)
-
-    model.seed_everything(config.train.seed)
-    with strategy.scope():  # its variables: mirrored on every replica
-        autoencoder = model.build_autoencoder(config.model)
-    arrays = {
-        "inputs": inputs,
-        "targets": train_images,
-        "test_inputs": test_inputs,
-        "test_targets": test_images,
-    }
-    fit = functools.partial(
-        loop.fit,
-        autoencoder,
-        config.train,
-        **arrays,
-        strategy=strategy,
-        workers=workers,
-        checkpoint=checkpoint,
-    )
-    if not cluster.is_chief:
-        # Another worker of a multi-worker run trains in step with the chief, which writes
-        # everything: this workspace stays as it was (its checkpoint is in the DVC cache).
-        with distribute.reporting_lost_workers(cluster):
+    with checkpoints.noting_reruns(checkpoint), distribute.reporting_lost_workers(cluster):
+        workers.check_agree(config, train_images, test_images)
+        model.seed_everything(config.train.seed)
+        with strategy.scope():  # its variables: mirrored on every replica
+            autoencoder = model.build_autoencoder(config.model)
+        fit = functools.partial(
+            loop.fit,
+            autoencoder,
+            config.train,
+            # What the model gets: the images, or a denoising autoencoder's noisy ones.
+            inputs=noise.training_inputs(train_images, config),
+            targets=train_images,
+            test_inputs=noise.test_inputs(test_images, config),
+            test_targets=test_images,
+            strategy=strategy,
+            workers=workers,
+            checkpoint=checkpoint,
+        )
+        if not cluster.is_chief:
+            # Another worker of a multi-worker run trains in step with the chief, which writes
+            # everything: this workspace stays as it was.
             fit(on_epoch=EpochReport(config))
-        if checkpoint:
-            checkpoint.finished()
-        return
-
-    # DVCLive logs into a temporary folder that replaces reports/train/ only once the model is
-    # saved: an interrupted or diverged run leaves the previous curves and metrics as they were.
-    with atomic_folder(TRAIN_REPORTS) as reports:
-        # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
-        live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
-        with distribute.reporting_lost_workers(cluster):
-            fit(on_epoch=EpochReport(config, live))
-        live.end()
-        model.save_autoencoder(autoencoder, MODEL)
+        else:
+            # DVCLive logs into a temporary folder that replaces reports/train/ only once the
+            # model is saved: an interrupted or diverged run leaves the previous curves.
+            with atomic_folder(TRAIN_REPORTS) as reports:
+                # dvcyaml=False: dvc.yaml is written by hand; DVC, not DVCLive, records experiments.
+                live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
+                fit(on_epoch=EpochReport(config, live))
+                live.end()
+                model.save_autoencoder(autoencoder, MODEL)
     if checkpoint:
         checkpoint.finished()
 

@@ -1,5 +1,6 @@
 """Checkpoints: a train stage killed at any epoch goes on from its last one, to the same outputs."""
 
+import dataclasses
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from stages import checkpoints, distribute
+from stages import checkpoints, distribute, params
 from stages.loop import Epoch
 from stages.paths import MODEL, TEST_IMAGES, TRAIN_CURVES, TRAIN_REPORTS
 from tests.conftest import (
@@ -103,7 +104,7 @@ def test_dvc_repro_after_sigkill_resumes_to_the_outputs_of_a_run_never_killed(
     assert run(["git", "status", "--porcelain"], repo).stdout == status
     assert "up to date" in run(["dvc", "status", "train"], repo).stdout
     assert leftovers(repo) == []
-    assert list((repo / ".dvc" / "cache" / checkpoints.CACHE_SUBFOLDER).iterdir()) == []
+    assert list((repo / checkpoints.FOLDER).iterdir()) == []
 
 
 @pytest.mark.slow
@@ -123,7 +124,7 @@ def test_a_vae_on_two_mirrored_devices_resumes_bit_for_bit(sample_repo):
 
 
 def test_a_completed_run_leaves_no_checkpoint(sample_run):
-    assert list((sample_run / ".dvc" / "cache" / checkpoints.CACHE_SUBFOLDER).iterdir()) == []
+    assert list((sample_run / checkpoints.FOLDER).iterdir()) == []
 
 
 # The key: what DVC hashes to decide whether train runs, and nothing else.
@@ -131,7 +132,7 @@ def key(repo: Path, cluster: distribute.Cluster = distribute.ONE_PROCESS) -> str
     cwd = Path.cwd()
     os.chdir(repo)
     try:
-        return checkpoints.for_this_run(cluster, epochs=3).key
+        return checkpoints.for_this_run(params.load(), cluster).key
     finally:
         os.chdir(cwd)
 
@@ -171,10 +172,17 @@ def test_a_checkpoint_is_keyed_by_tensorflows_and_keras_versions_too():
     assert list(found.values()) == [tf.__version__]  # the CPU build's, or the GPU build's
 
 
+def three_epochs() -> params.Params:
+    """The params of params.yaml here, with train.epochs 3."""
+    config = params.load()
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=3))
+
+
 def test_two_runs_of_the_same_params_at_once_keep_a_checkpoint_each(sample_repo, monkeypatch):
     monkeypatch.chdir(sample_repo)
-    first = checkpoints.for_this_run(distribute.ONE_PROCESS, epochs=3)
-    second = checkpoints.for_this_run(distribute.ONE_PROCESS, epochs=3)  # while the first runs
+    first = checkpoints.for_this_run(three_epochs(), distribute.ONE_PROCESS)
+    # While the first runs:
+    second = checkpoints.for_this_run(three_epochs(), distribute.ONE_PROCESS)
     assert first.key == second.key and first.path != second.path
     shuffler = np.random.default_rng(0)
     first.save(variables(), [Epoch(1, 1.0, 2.0, 0.5)], shuffler)
@@ -185,7 +193,7 @@ def test_two_runs_of_the_same_params_at_once_keep_a_checkpoint_each(sample_repo,
     monkeypatch.delenv(checkpoints.RESUME_VARIABLE)
 
     os.close(first.lock)  # the first run is killed; its rerun finds its checkpoint
-    rerun = checkpoints.for_this_run(distribute.ONE_PROCESS, epochs=3)
+    rerun = checkpoints.for_this_run(three_epochs(), distribute.ONE_PROCESS)
     assert rerun.path == first.path
     assert rerun.restore(variables(), shuffler) == [Epoch(1, 1.0, 2.0, 0.5)]
     rerun.finished()
@@ -194,8 +202,10 @@ def test_two_runs_of_the_same_params_at_once_keep_a_checkpoint_each(sample_repo,
 
 
 def test_no_checkpoint_outside_a_dvc_repository(tmp_path, monkeypatch):
+    config = three_epochs()
     monkeypatch.chdir(tmp_path)
-    assert checkpoints.for_this_run(distribute.ONE_PROCESS, epochs=3) is None
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert checkpoints.for_this_run(config, distribute.ONE_PROCESS) is None
 
 
 # A checkpoint of two variables, in a temporary folder.

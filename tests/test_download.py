@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from stages import download, prepare
-from stages.datasets import DATASETS, TEST_IMAGES_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
+from stages.datasets import TEST_IMAGES_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
 from stages.runner import StageError
 from tests.conftest import SAMPLE, QuietHandler, error_line, run, serving, set_params, stage
 from tests.required import require
 
-FILES = sorted(DATASETS["mnist_sample"].sha256)
-EXPECTED_SHA256 = DATASETS["mnist_sample"].sha256[TRAIN_IMAGES_GZ]
+FILES = sorted(download.CHECKSUMS["mnist_sample"])
+EXPECTED_SHA256 = download.CHECKSUMS["mnist_sample"][TRAIN_IMAGES_GZ]
 # The sample's test images passed off as its train images: a good gzip, the wrong content.
 WRONG_SHA256 = hashlib.sha256(gzip.decompress((SAMPLE / TEST_IMAGES_GZ).read_bytes())).hexdigest()
 

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from stages import model
+from stages import inference, model
 from tests.conftest import KINDS, TUTORIAL, variant_model
 
 
@@ -55,7 +55,7 @@ def test_other_weights_give_other_bytes(saved, tmp_path):
 def test_it_loads_in_safe_mode_and_predicts_as_before(saved):
     autoencoder, path = saved
     images = np.random.default_rng(0).random((5, 784), np.float32)
-    loaded = model.load_autoencoder(path)  # keras.models.load_model(..., safe_mode=True)
+    loaded = inference.load_autoencoder(path)  # keras.models.load_model(..., safe_mode=True)
     np.testing.assert_array_equal(loaded(images), autoencoder(images))
 
 
@@ -116,18 +116,18 @@ def test_each_kind_loads_in_safe_mode_and_decodes_its_codes(kind, tmp_path):
     autoencoder = model.build_autoencoder(variant_model(kind))
     path = tmp_path / "autoencoder.keras"
     model.save_autoencoder(autoencoder, path)
-    loaded = model.load_autoencoder(path)
+    loaded = inference.load_autoencoder(path)
     images = np.random.default_rng(0).random((4, 784), np.float32)
     np.testing.assert_allclose(loaded(images), autoencoder(images), rtol=1e-6)
-    codes, reconstructions, _ = model.encode_and_reconstruct(loaded, images)
+    codes, reconstructions, _ = inference.encode_and_reconstruct(loaded, images)
     # The decoder is the rest of the model: a VAE decodes its means when not training.
-    np.testing.assert_allclose(model.decoder(loaded)(codes), reconstructions, rtol=1e-5)
+    np.testing.assert_allclose(inference.decoder(loaded)(codes), reconstructions, rtol=1e-5)
 
 
 def test_a_sparse_code_adds_its_l1_penalty_per_image():
     autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, l1=1e-4))
     images = np.random.default_rng(0).random((8, 784), np.float32)
-    codes, _, _ = model.encode_and_reconstruct(autoencoder, images)
+    codes, _, _ = inference.encode_and_reconstruct(autoencoder, images)
     autoencoder(images, training=True)
     [penalty] = autoencoder.losses
     assert float(penalty) == pytest.approx(1e-4 * np.abs(codes).sum() / len(images), rel=1e-5)
@@ -138,7 +138,7 @@ def test_a_vae_samples_when_training_and_adds_its_kl_term():
     images = np.random.default_rng(0).random((8, 784), np.float32)
     assert not np.array_equal(autoencoder(images, training=True), autoencoder(images))
     np.testing.assert_array_equal(autoencoder(images), autoencoder(images))
-    _, _, terms = model.encode_and_reconstruct(autoencoder, images)
+    _, _, terms = inference.encode_and_reconstruct(autoencoder, images)
     [kl] = autoencoder.losses
     assert float(kl) == pytest.approx(terms["kl"], rel=1e-5) and terms["kl"] > 0
 
@@ -147,8 +147,8 @@ def test_a_vae_samples_when_training_and_adds_its_kl_term():
 def test_decoded_samples_are_images_from_a_grid_or_random_codes(code_size):
     autoencoder = model.build_autoencoder(dataclasses.replace(TUTORIAL, encoding_dim=code_size))
     codes = np.random.default_rng(0).random((50, code_size), np.float32)
-    decoded = model.decode_samples(autoencoder, codes, seed=0)
+    decoded = inference.decode_samples(autoencoder, codes, seed=0)
     assert decoded.shape == (100, 784) and decoded.min() >= 0 and decoded.max() <= 1
-    np.testing.assert_array_equal(decoded, model.decode_samples(autoencoder, codes, seed=0))
+    np.testing.assert_array_equal(decoded, inference.decode_samples(autoencoder, codes, seed=0))
     if code_size > 2:  # random codes follow the seed; a grid does not need one
-        assert not np.array_equal(decoded, model.decode_samples(autoencoder, codes, seed=1))
+        assert not np.array_equal(decoded, inference.decode_samples(autoencoder, codes, seed=1))

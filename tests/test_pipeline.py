@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import idx
-from stages.datasets import DATASETS, TEST_IMAGES_GZ
+from stages import download, idx
+from stages.datasets import TEST_IMAGES_GZ
 from tests.conftest import (
     REPO,
     SAMPLE_PARAMS,
@@ -58,7 +58,7 @@ def test_a_fresh_repo_runs_every_stage_downloading_over_http(first_sample_run):
     _, output = first_sample_run
     assert ran_or_restored(output) == STAGES
     assert "is cached" not in output  # a fresh repo: every stage really ran
-    for name in DATASETS["mnist_sample"].sha256:
+    for name in download.CHECKSUMS["mnist_sample"]:
         assert f"{name}: verified, from $DATA_MIRROR" in output, output
 
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from stages import model, predict
+from stages import inference, model, predict
 from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
 from stages.runner import StageError
 from tests.conftest import TUTORIAL, error_line, stage
@@ -48,7 +48,8 @@ def test_the_tutorial_autoencoder_has_57268_parameters():
     autoencoder = model.build_autoencoder(TUTORIAL)
     assert autoencoder.count_params() == 57268  # 784*36 + 36 + 36*784 + 784
     assert autoencoder.output_shape == (None, 784)
-    codes, reconstructions, terms = model.encode_and_reconstruct(autoencoder, np.zeros((2, 784)))
+    images = np.zeros((2, 784))
+    codes, reconstructions, terms = inference.encode_and_reconstruct(autoencoder, images)
     assert (codes.shape, reconstructions.shape, terms) == ((2, 36), (2, 784), {})
 
 
@@ -83,7 +84,7 @@ def test_a_saved_autoencoder_loads_back(tmp_path):
     path = tmp_path / "autoencoder.keras"
     autoencoder = model.build_autoencoder(TUTORIAL)
     autoencoder.save(path)
-    loaded = model.load_autoencoder(path)
+    loaded = inference.load_autoencoder(path)
     images = np.random.default_rng(0).random((3, 784), np.float32)
     np.testing.assert_allclose(
         loaded.predict(images, verbose=0), autoencoder.predict(images, verbose=0)
@@ -92,7 +93,7 @@ def test_a_saved_autoencoder_loads_back(tmp_path):
 
 def load_error(path) -> str:
     with pytest.raises(StageError) as raised:
-        model.load_autoencoder(path)
+        inference.load_autoencoder(path)
     return str(raised.value)
 
 
