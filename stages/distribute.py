@@ -16,7 +16,6 @@ import json
 import os
 import re
 import socket
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -123,20 +122,13 @@ class Workers:
     """The workers of a multi-worker run, which meet before each epoch (`meet`), so that one that is
     alive but stuck outside TensorFlow (its output blocked, a hung file system) is caught: it still
     sends heartbeats, and without a meeting the others would wait for it in the epoch's first
-    all-reduce forever.
-
-    The meeting is an all-reduce of its own, which TensorFlow's coordination service ends as it
-    ends any other when a peer stops sending heartbeats. A watchdog thread, one for the whole run,
-    probes the workers not there yet every PROBE_SECONDS and aborts the meeting for one whose port
-    is closed, or after cluster.timeout seconds for one still missing, naming it. (A collective's
-    own timeout_seconds would bound the wait too, but TensorFlow keeps a thread alive for each
-    timed collective until its timeout runs out: thousands within a few epochs.)
+    all-reduce forever. (A collective's own timeout_seconds would bound that wait too, but
+    TensorFlow keeps a thread alive for each timed collective until its timeout runs out:
+    thousands within a few epochs.)
     """
 
     def __init__(self, strategy: "tf.distribute.Strategy", cluster: Cluster):
         self.strategy, self.cluster = strategy, cluster
-        self._changed = threading.Condition()
-        self._meeting: tuple[str, float] | None = None  # the place, and when to give up
         if cluster.size > 1:
             from stages.backend import tf
 
@@ -147,11 +139,10 @@ class Workers:
             self._all_reduce = tf.function(
                 lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, count(), axis=None)
             )
-            threading.Thread(target=self._watch, name="worker watchdog", daemon=True).start()
 
     def meet(self, place: str) -> None:
-        """Wait until every worker reaches `place` (e.g. "epoch 3"), cluster.timeout seconds at
-        most, then raise TensorFlow's DeadlineExceededError, which names a worker missing."""
+        """Wait until every worker reaches `place` (e.g. "epoch 3"), an all-reduce of its own,
+        looking for the missing ones every PROBE_SECONDS (look_for_missing)."""
         if self.cluster.size == 1:
             return
         from tensorflow.python.eager import context
@@ -160,55 +151,36 @@ class Workers:
         context.context().set_config_key_value(
             self._key(place, self.cluster.task_type, self.cluster.task_index), ""
         )
-        with self._changed:
-            self._meeting = (place, time.monotonic() + self.cluster.timeout)
-            self._changed.notify()
-        try:
-            runner.interruptible(self._all_reduce)
-        finally:
-            with self._changed:
-                self._meeting = None
+        deadline = time.monotonic() + self.cluster.timeout
+        look = functools.partial(self.look_for_missing, place, deadline)
+        runner.interruptible(self._all_reduce, watch=look, every=PROBE_SECONDS)
 
-    def _watch(self) -> None:
-        """During a meeting: every PROBE_SECONDS, probe the workers not there yet, and abort it
-        at once for one that is gone (its port closed: killed, or its machine restarted), or at
-        the deadline for one that is still missing. (A stopped one, which answers nothing, is
+    def look_for_missing(self, place: str, deadline: float) -> None:
+        """Abort the meeting at `place`, which TensorFlow then ends with an error naming the worker,
+        for one not there yet that is gone (its port closed: killed, or its machine restarted), or
+        for one still missing at the deadline. (A stopped one, which answers nothing, is
         TensorFlow's coordination service's to report: it stopped sending heartbeats.)"""
         from tensorflow.python.eager import context
 
         from stages.backend import tf
 
-        while True:
-            with self._changed:
-                while self._meeting is None:
-                    self._changed.wait()
-                meeting = place, deadline = self._meeting
-                self._changed.wait(min(PROBE_SECONDS, max(deadline - time.monotonic(), 0)))
-            absent = self._absent(place)
-            code, message = None, ""
-            for task_type, index in absent:
-                peer = f"/job:{task_type}/replica:0/task:{index}"
-                try:
-                    context.context().check_collective_ops_peer_health(peer, PROBE_SECONDS * 1000)
-                except (tf.errors.UnavailableError, tf.errors.FailedPreconditionError) as error:
-                    # gRPC's last words: "failed to connect to ...: Connection refused"
-                    reason = error.message.splitlines()[0].rsplit(": ", 1)[-1] or "no answer"
-                    code, message = UNAVAILABLE, f"{peer} aborted by: {reason}"
-                    break
-                except tf.errors.DeadlineExceededError:  # stopped: the heartbeats tell
-                    pass
-            if code is None and absent and time.monotonic() > deadline:
-                missing = ", ".join(f"/job:{kind}/replica:0/task:{index}" for kind, index in absent)
-                timeout = f"{TIMEOUT_VARIABLE}={self.cluster.timeout:g} s"
-                code, message = (
-                    DEADLINE_EXCEEDED,
-                    f"no answer at {place} within {timeout} from {missing}",
-                )
-            if code is not None:
-                with self._changed:
-                    if self._meeting == meeting:  # still waiting for them
-                        context.context().abort_collective_ops(code, message)
-                        return
+        absent = self._absent(place)
+        for task_type, index in absent:
+            peer = f"/job:{task_type}/replica:0/task:{index}"
+            try:
+                context.context().check_collective_ops_peer_health(peer, PROBE_SECONDS * 1000)
+            except (tf.errors.UnavailableError, tf.errors.FailedPreconditionError) as error:
+                # gRPC's last words: "failed to connect to ...: Connection refused"
+                reason = error.message.splitlines()[0].rsplit(": ", 1)[-1] or "no answer"
+                context.context().abort_collective_ops(UNAVAILABLE, f"{peer} aborted by: {reason}")
+                return
+            except tf.errors.DeadlineExceededError:  # stopped: the heartbeats tell
+                pass
+        if absent and time.monotonic() > deadline:
+            missing = ", ".join(f"/job:{kind}/replica:0/task:{index}" for kind, index in absent)
+            timeout = f"{TIMEOUT_VARIABLE}={self.cluster.timeout:g} s"
+            message = f"no answer at {place} within {timeout} from {missing}"
+            context.context().abort_collective_ops(DEADLINE_EXCEEDED, message)
 
     def _absent(self, place: str) -> list[tuple[str, int]]:
         """The workers that have not reached `place`."""
@@ -287,11 +259,11 @@ def lost_worker(message: str, cluster: Cluster) -> str:
     else:
         who = f"another worker of {TF_CONFIG}"
     if "heartbeat" in message and peers and refused(cluster.tasks[task_type][index]):
-        # Killed: TensorFlow's heartbeats sometimes tell before the watchdog's probe does.
+        # Killed: TensorFlow's heartbeats sometimes tell before the meeting's probe does.
         why = "the connection failed (Connection refused)"
     elif "heartbeat" in message:
         why = "it stopped sending heartbeats"
-    elif TIMEOUT_VARIABLE in message:  # Workers' watchdog
+    elif TIMEOUT_VARIABLE in message:  # Workers.look_for_missing
         why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
     elif aborted := re.search(r".*aborted by: (.+)", message):  # the last: TensorFlow nests them
         why = f"the connection failed ({aborted.group(1).strip()})"

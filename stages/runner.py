@@ -43,14 +43,19 @@ def answer_signals() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-def interruptible(call: Callable, *args):
-    """`call(*args)` in a thread of its own, this one waiting: Python runs signal handlers in the
-    main thread only, between bytecodes, so inside a long TensorFlow call (a compiled epoch, an
-    all-reduce waiting for a peer) Ctrl-C would wait for TensorFlow to return. Interrupted, the
-    call is left running until the process exits."""
+def interruptible(call: Callable, *args, watch: Callable[[], None] | None = None, every=1.0):
+    """`call(*args)` in a thread of its own, this one waiting (and calling `watch` every `every`
+    seconds, if given): Python runs signal handlers in the main thread only, between bytecodes,
+    so inside a long TensorFlow call (a compiled epoch, an all-reduce waiting for a peer) Ctrl-C
+    would wait for TensorFlow to return. Interrupted, the call is left to the process's exit."""
     pool = concurrent.futures.ThreadPoolExecutor(1)
     try:
-        return pool.submit(call, *args).result()
+        result = pool.submit(call, *args)
+        while True:
+            try:
+                return result.result(timeout=every if watch else None)
+            except TimeoutError:
+                watch()
     finally:
         pool.shutdown(wait=False)
 

@@ -550,7 +550,7 @@ def test_the_chief_is_the_chief_task_or_else_worker_0(monkeypatch, tasks, task, 
 
 
 def test_heartbeats_lost_from_a_closed_port_read_as_a_failed_connection():
-    """TensorFlow's heartbeats may tell of a killed worker before the watchdog's probe does: its
+    """TensorFlow's heartbeats may tell of a killed worker before the meeting's probe does: its
     closed port tells killed from stopped (whose port still accepts)."""
     listening = socket.create_server(("127.0.0.1", 0))
     address = f"127.0.0.1:{listening.getsockname()[1]}"
