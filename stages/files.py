@@ -26,39 +26,46 @@ def remove(path: Path) -> None:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(path)
-    # Same folder (so the rename is atomic) and same suffix (Keras and Matplotlib go by it).
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=path.suffix)
-    os.close(fd)
-    temporary = Path(name)
-    temporary.chmod(0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
-    try:
+    with _temporary_beside(path, folder=False) as temporary:
         yield temporary
         os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 @contextmanager
 def atomic_folder(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; move it onto `path` only if the block succeeds."""
+    with _temporary_beside(path, folder=True) as temporary:
+        previous = temporary.with_name(f"{temporary.name}.previous")
+        try:
+            yield temporary
+            # A folder cannot be renamed over another: set the old one aside, then rename.
+            if path.exists():
+                path.rename(previous)
+            temporary.rename(path)
+        finally:
+            if previous.exists() and not path.exists():  # interrupted between the two renames
+                previous.rename(path)
+            remove(previous)
+
+
+@contextmanager
+def _temporary_beside(path: Path, folder: bool) -> Iterator[Path]:
+    """A new file or folder beside `path` (so that a rename is atomic), for a file with its suffix
+    (Keras and Matplotlib go by it); removed at the end, whatever happens."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(path)
-    temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path)))
-    temporary.chmod(0o777 & ~_umask())  # mkdtemp makes it private
-    previous = temporary.with_name(f"{temporary.name}.previous")
+    if folder:
+        temporary = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path)))
+    else:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=path.suffix)
+        os.close(fd)
+        temporary = Path(name)
+    # mkstemp and mkdtemp make it private; an output gets the usual mode.
+    temporary.chmod((0o777 if folder else 0o666) & ~_umask())
     try:
         yield temporary
-        # A folder cannot be renamed over another: set the old one aside, then rename.
-        if path.exists():
-            path.rename(previous)
-        temporary.rename(path)
     finally:
-        if previous.exists() and not path.exists():  # interrupted between the two renames
-            previous.rename(path)
-        shutil.rmtree(previous, ignore_errors=True)
-        shutil.rmtree(temporary, ignore_errors=True)
+        remove(temporary)
 
 
 # The temporary beside an output: ".NAME.partial-" and tempfile's 8 random characters, then for a
