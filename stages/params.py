@@ -2,7 +2,7 @@
 
 Each key is declared once, as a field of its section's dataclass: what is allowed there, the
 stages that read it (dvc.yaml lists it for exactly those) and what it means. `load()` walks the
-declarations in order; `python -m stages.params` prints them as a table.
+declarations in order; `python -m scripts.params_table` prints them as a table.
 """
 
 import math
@@ -50,25 +50,32 @@ class Invalid(Exception):
         self.problem, self.allowed, self.key = problem, allowed, key
 
 
-# A value as an error line shows it: cut short, however large (YAML aliases can make a 2 KB file
-# a value of millions of items).
+# Cut short, however large: YAML aliases can make a 2 KB file a value of millions of items.
 _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxtuple, _SHOWN.maxdict = 1, 10, 10, 4
 _SHOWN.maxstring = _SHOWN.maxother = 60
+shown = _SHOWN.repr  # repr(value), cut short: how an error line shows a value
 
-
-def shown(value) -> str:
-    """`repr(value)`, cut short."""
-    return _SHOWN.repr(value)
-
-
-# What the rules below may read of the keys before theirs: {"data": {"dataset": "mnist", ...}}.
+# What a rule may read of the keys before its own: {"data": {"dataset": "mnist", ...}}.
 Loaded = dict[str, dict]
-Bound = int | Callable[[Loaded], int]
 
 
-def _bound(bound: Bound, loaded: Loaded) -> int:
-    return bound(loaded) if callable(bound) else bound
+@dataclass(frozen=True)
+class Rule:
+    """What a key allows, in words and as a test (False, or Invalid saying more); `typed` makes
+    the value the stages get. Words and test may read the keys before (data.dataset's sizes)."""
+
+    words: str | Callable[[Loaded], str]
+    test: Callable[[object, Loaded], bool]
+    typed: Callable = lambda value: value
+
+    def allowed(self, loaded: Loaded) -> str:
+        return self.words(loaded) if callable(self.words) else self.words
+
+    def parse(self, value, loaded: Loaded):
+        if not self.test(value, loaded):
+            raise Invalid
+        return self.typed(value)
 
 
 def _is_number(value) -> bool:
@@ -76,122 +83,68 @@ def _is_number(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
-@dataclass(frozen=True)
-class Integer:
-    low: int
-    high: Bound  # a number, or one that depends on keys read before (data.dataset's sizes)
-
-    def allowed(self, loaded: Loaded) -> str:
-        return f"an integer from {self.low} to {_bound(self.high, loaded)}"
-
-    def parse(self, value, loaded: Loaded) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise Invalid
-        if not self.low <= value <= _bound(self.high, loaded):
-            raise Invalid
-        return value
+def between(low: int, high: int | Callable[[Loaded], int], integer: bool = True) -> Rule:
+    """An integer (or any number) from low to high; high may depend on the keys before."""
+    top = high if callable(high) else lambda _: high
+    return Rule(
+        lambda loaded: f"{'an integer' if integer else 'a number'} from {low} to {top(loaded)}",
+        lambda value, loaded: (
+            (type(value) is int if integer else _is_number(value)) and low <= value <= top(loaded)
+        ),
+        int if integer else float,
+    )
 
 
-@dataclass(frozen=True)
-class Number:
-    low: float
-    high: float
-
-    def allowed(self, loaded: Loaded) -> str:
-        return f"a number from {self.low} to {self.high}"
-
-    def parse(self, value, loaded: Loaded) -> float:
-        if not _is_number(value) or not self.low <= value <= self.high:
-            raise Invalid
-        return float(value)
-
-
-@dataclass(frozen=True)
-class Positive:
-    def allowed(self, loaded: Loaded) -> str:
-        return "a finite number greater than 0"
-
-    def parse(self, value, loaded: Loaded) -> float:
-        if not _is_number(value) or value <= 0:
-            raise Invalid
-        return float(value)
+def integers(most: int, high: int) -> Rule:
+    """A list of 1 to `most` integers from 1 to `high`: layer widths or channels."""
+    each = between(1, high).test
+    return Rule(
+        f"a list of 1 to {most} integers from 1 to {high}",
+        lambda value, loaded: (
+            isinstance(value, list)
+            and 1 <= len(value) <= most
+            and all(each(item, loaded) for item in value)
+        ),
+        tuple,
+    )
 
 
-@dataclass(frozen=True)
-class Integers:
-    """A list of 1 to `most` integers, each from 1 to `high`: layer widths or channels."""
-
-    most: int
-    high: int
-
-    def allowed(self, loaded: Loaded) -> str:
-        return f"a list of 1 to {self.most} integers from 1 to {self.high}"
-
-    def parse(self, value, loaded: Loaded) -> tuple[int, ...]:
-        if (
-            not isinstance(value, list)
-            or not 1 <= len(value) <= self.most
-            or not all(type(item) is int and 1 <= item <= self.high for item in value)
-        ):
-            raise Invalid
-        return tuple(value)
+def choice(choices: tuple[str, ...]) -> Rule:
+    return Rule(", ".join(choices), lambda value, _: value in choices)
 
 
-@dataclass(frozen=True)
-class Boolean:
-    def allowed(self, loaded: Loaded) -> str:
-        return "true or false"
-
-    def parse(self, value, loaded: Loaded) -> bool:
-        if not isinstance(value, bool):
-            raise Invalid
-        return value
+POSITIVE = Rule("a finite number greater than 0", lambda v, _: _is_number(v) and v > 0, float)
+FRACTION = between(0, 1, integer=False)
+BOOLEAN = Rule("true or false", lambda value, _: isinstance(value, bool))
 
 
-@dataclass(frozen=True)
-class Choice:
-    choices: tuple[str, ...]
-
-    def allowed(self, loaded: Loaded) -> str:
-        return ", ".join(self.choices)
-
-    def parse(self, value, loaded: Loaded) -> str:
-        if value not in self.choices:
-            raise Invalid
-        return value
+def _mirrors(value, loaded: Loaded) -> bool:
+    for dataset, sources in value.items() if isinstance(value, dict) else ():
+        if dataset not in DATASETS:
+            raise Invalid("is not a known dataset", ", ".join(DATASETS), key=dataset)
+        if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
+            raise Invalid(f"is {shown(sources)}", "a list of URLs or folders", key=dataset)
+    return isinstance(value, dict)
 
 
-@dataclass(frozen=True)
-class Mirrors:
-    """A mapping from dataset name to a list of URLs or folders (data.mirrors)."""
-
-    def allowed(self, loaded: Loaded) -> str:
-        return "a mapping from dataset name to a list of URLs or folders"
-
-    def parse(self, value, loaded: Loaded) -> dict[str, list[str]]:
-        if not isinstance(value, dict):
-            raise Invalid
-        for dataset, sources in value.items():
-            if dataset not in DATASETS:
-                raise Invalid("is not a known dataset", ", ".join(DATASETS), key=dataset)
-            if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
-                raise Invalid(f"is {shown(sources)}", "a list of URLs or folders", key=dataset)
-        return value
+MIRRORS = Rule("a mapping from dataset name to a list of URLs or folders", _mirrors)
 
 
-@dataclass(frozen=True)
+def _dataset(loaded: Loaded):
+    return DATASETS[loaded["data"]["dataset"]]
+
+
 class Classes:
     """`all`, or some of the dataset's classes by label: a list of distinct integers, or one."""
 
     def allowed(self, loaded: Loaded) -> str:
-        last = len(DATASETS[loaded["data"]["dataset"]].classes) - 1
+        last = len(_dataset(loaded).classes) - 1
         return f"all, or a list of distinct integers from 0 to {last}, fewer than all"
 
     def parse(self, value, loaded: Loaded) -> tuple[int, ...] | None:
         if value == "all":
             return None
-        labels = [value] if type(value) is int else value
-        count = len(DATASETS[loaded["data"]["dataset"]].classes)
+        labels, count = [value] if type(value) is int else value, len(_dataset(loaded).classes)
         if not isinstance(labels, list) or not all(type(label) is int for label in labels):
             raise Invalid
         why = (
@@ -205,34 +158,32 @@ class Classes:
         return tuple(sorted(labels))
 
 
-def key(rule, stages: str, help: str):
+def key(rule: Rule | Classes, stages: str, help: str):
     """A params.yaml key: the rule its value must pass, the stages that read it (space-separated,
     as dvc.yaml lists it under each) and what it means."""
     return field(metadata={"rule": rule, "stages": tuple(stages.split()), "help": help})
 
 
-def _split_size(split: str) -> Callable[[Loaded], int]:
-    return lambda loaded: getattr(DATASETS[loaded["data"]["dataset"]], f"{split}_count")
-
-
 @dataclass(frozen=True)
 class DataParams:
     dataset: str = key(
-        Choice(tuple(DATASETS)),
-        "download plot evaluate",
-        "which images: the IDX files and labels",
+        choice(tuple(DATASETS)), "download plot evaluate", "which images: the IDX files and labels"
     )
     mirrors: dict[str, list[str]] = key(
-        Mirrors(), "download", "where each dataset's files are, tried in order after $DATA_MIRROR"
+        MIRRORS, "download", "where each dataset's files are, tried in order after $DATA_MIRROR"
     )
     train_size: int = key(
-        Integer(1, _split_size("train")), "prepare", "training images, a seeded subset if fewer"
+        between(1, lambda loaded: _dataset(loaded).train_count),
+        "prepare",
+        "training images, a seeded subset if fewer",
     )
     test_size: int = key(
-        Integer(1, _split_size("test")), "prepare", "test images, a seeded subset if fewer"
+        between(1, lambda loaded: _dataset(loaded).test_count),
+        "prepare",
+        "test images, a seeded subset if fewer",
     )
     seed: int = key(
-        Integer(0, MAX_SEED),
+        between(0, MAX_SEED),
         "prepare train predict plot evaluate",
         "picks the subsets and the probe's labelled images; seeds the noise on the test images",
     )
@@ -246,49 +197,49 @@ class DataParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    kind: str = key(Choice(KINDS), "train", "the autoencoder: one builder each in stages/model.py")
+    kind: str = key(choice(KINDS), "train", "the autoencoder: one builder each in stages/model.py")
     encoding_dim: int = key(
-        Integer(1, IMAGE_SIZE), "train evaluate", "the code's size in every kind, and PCA's"
+        between(1, IMAGE_SIZE), "train evaluate", "the code's size in every kind, and PCA's"
     )
     hidden: tuple[int, ...] = key(
-        Integers(8, 4096), "train", "deep and vae: Dense widths to the code, mirrored back"
+        integers(8, 4096), "train", "deep and vae: Dense widths to the code, mirrored back"
     )
     # Each convolutional block halves the 28x28 picture: 14x14, then 7x7; a third would not divide.
     filters: tuple[int, ...] = key(
-        Integers(2, 512), "train", "conv: channels of each 3x3 convolution block"
+        integers(2, 512), "train", "conv: channels of each 3x3 convolution block"
     )
-    activation: str = key(Choice(ACTIVATIONS), "train", "the hidden layers' activation")
+    activation: str = key(choice(ACTIVATIONS), "train", "the hidden layers' activation")
     output_activation: str = key(
-        Choice(OUTPUT_ACTIVATIONS), "train", "the reconstruction's activation"
+        choice(OUTPUT_ACTIVATIONS), "train", "the reconstruction's activation"
     )
-    l1: float = key(Number(0, 1), "train", "the sparse autoencoder's L1 penalty on the code")
+    l1: float = key(FRACTION, "train", "the sparse autoencoder's L1 penalty on the code")
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    optimizer: str = key(Choice(OPTIMIZERS), "train", "Keras' optimizer of that name")
-    learning_rate: float = key(Positive(), "train", "the optimizer's step size")
-    epochs: int = key(Integer(1, 10_000), "train", "passes over the training images")
+    optimizer: str = key(choice(OPTIMIZERS), "train", "Keras' optimizer of that name")
+    learning_rate: float = key(POSITIVE, "train", "the optimizer's step size")
+    epochs: int = key(between(1, 10_000), "train", "passes over the training images")
     batch_size: int = key(
-        Integer(1, 65_536), "train", "images per step, split between the replicas"
+        between(1, 65_536), "train", "images per step, split between the replicas"
     )
-    shuffle: bool = key(Boolean(), "train", "a new order of the images each epoch")
+    shuffle: bool = key(BOOLEAN, "train", "a new order of the images each epoch")
     seed: int = key(
-        Integer(0, MAX_SEED),
+        between(0, MAX_SEED),
         "train predict",
         "the initial weights, the shuffling and the noise; the random codes predict decodes",
     )
     noise_factor: float = key(
-        Number(0, 1), "train predict plot", "the denoising autoencoder's input noise (0: off)"
+        FRACTION, "train predict plot", "the denoising autoencoder's input noise (0: off)"
     )
-    strategy: str = key(Choice(STRATEGIES), "train", "where training runs (docs/scaling.md)")
-    devices: int = key(Integer(1, 64), "train", "mirrored without a GPU: logical CPU devices")
+    strategy: str = key(choice(STRATEGIES), "train", "where training runs (docs/scaling.md)")
+    devices: int = key(between(1, 64), "train", "mirrored without a GPU: logical CPU devices")
 
 
 @dataclass(frozen=True)
 class PlotParams:
     n_images: int = key(
-        Integer(1, lambda loaded: min(100, loaded["data"]["test_size"])),
+        between(1, lambda loaded: min(100, loaded["data"]["test_size"])),
         "plot evaluate",
         "test images shown in the figures",
     )
@@ -344,55 +295,31 @@ def parse(text: str, path: Path | str = PARAMS) -> Params:
         expected = [declaration.name for declaration in fields(kind)]
         section = document.get(name)
         if not isinstance(section, dict):
-            if name not in document:
-                problem = "is missing"
-            elif section is None:
-                problem = "is empty"
-            else:
-                problem = f"is {shown(section)}, not a mapping"
+            problem = (
+                (name not in document and "is missing")
+                or (section is None and "is empty")
+                or f"is {shown(section)}, not a mapping"
+            )
             raise fail(name, problem, f"a mapping with keys {', '.join(expected)}")
         for found in section:
             if found not in expected:
-                raise fail(
-                    f"{name}.{found if isinstance(found, str) else shown(found)}",
-                    "is not a known key",
-                    ", ".join(expected),
-                )
+                found_key = f"{name}.{found if isinstance(found, str) else shown(found)}"
+                raise fail(found_key, "is not a known key", ", ".join(expected))
 
-    loaded: Loaded = {}
-    for name, kind in SECTIONS.items():
-        loaded[name] = {}
-        for declaration in fields(kind):
-            dotted, rule = f"{name}.{declaration.name}", declaration.metadata["rule"]
-            allowed = rule.allowed(loaded)
-            if declaration.name not in document[name]:
-                raise fail(dotted, "is missing", allowed)
-            value = document[name][declaration.name]
-            try:
-                loaded[name][declaration.name] = rule.parse(value, loaded)
-            except Invalid as invalid:
-                inner = f"{dotted}.{invalid.key}" if invalid.key else dotted
-                problem = invalid.problem or f"is {shown(value)}"
-                raise fail(inner, problem, invalid.allowed or allowed) from None
-        if name == "model" and loaded[name]["kind"] == "vae" and loaded[name]["l1"] > 0:
-            # Its code is a distribution that the KL term already pulls towards N(0, I).
-            raise fail(
-                "model.l1", f"is {shown(loaded[name]['l1'])} with model.kind vae", "0 for a vae"
-            )
-    return Params(**{name: SECTIONS[name](**values) for name, values in loaded.items()})
-
-
-def main() -> None:
-    """Print every key: what it may be, the stages that read it, what it means."""
-    print("| key | allowed | read by | what it is |")
-    print("| --- | --- | --- | --- |")
-    # Bounds that depend on other keys are shown for params.yaml's own values.
-    loaded = {"data": vars(load().data)}
+    loaded: Loaded = {name: {} for name in SECTIONS}
     for dotted, declaration in declared().items():
-        readers = ", ".join(declaration["stages"])
-        allowed = declaration["rule"].allowed(loaded)
-        print(f"| `{dotted}` | {allowed} | {readers} | {declaration['help']} |")
-
-
-if __name__ == "__main__":
-    main()
+        section, name = dotted.split(".")
+        rule, allowed = declaration["rule"], declaration["rule"].allowed(loaded)
+        if name not in document[section]:
+            raise fail(dotted, "is missing", allowed)
+        value = document[section][name]
+        try:
+            typed = loaded[section][name] = rule.parse(value, loaded)
+        except Invalid as invalid:
+            inner = f"{dotted}.{invalid.key}" if invalid.key else dotted
+            problem = invalid.problem or f"is {shown(value)}"
+            raise fail(inner, problem, invalid.allowed or allowed) from None
+        if dotted == "model.l1" and typed > 0 and loaded["model"]["kind"] == "vae":
+            # A VAE's code is a distribution that its KL term already pulls towards N(0, I).
+            raise fail(dotted, f"is {shown(typed)} with model.kind vae", "0 for a vae")
+    return Params(**{name: SECTIONS[name](**values) for name, values in loaded.items()})
