@@ -1,13 +1,6 @@
 """Checkpoints at epoch boundaries: a killed training run goes on from its last complete epoch,
-to the same model, curves and metrics, byte for byte (docs/reliability.md).
-
-A checkpoint holds the model's and the optimizer's variables, the shuffler's state and the epochs
-so far, in one .npz written atomically. Its name is a hash of what the run trains from: the model
-and train params, the stages' code, the prepared images, the worker and the TensorFlow and Keras
-versions, so a changed one never resumes a stale run. They live in .dvc/tmp/checkpoints/ of the
-DVC project (DVC_ROOT, which DVC sets to the project's own root for a queued or `--temp`
-experiment too): outside git and the outputs, and found again by an experiment whose folder DVC
-removed after a failure. The stage removes its own once it completes.
+to the same model, curves and metrics, byte for byte. What one holds, where it lives and what keys
+it: docs/reliability.md, "Long runs: checkpoints and signals".
 """
 
 import contextlib
@@ -31,14 +24,10 @@ from stages.params import Params
 from stages.paths import TEST_IMAGES, TRAIN_IMAGES
 from stages.runner import gist
 
-RESUME_VARIABLE = "TRAIN_RESUME"
+RESUME_VARIABLE = "TRAIN_RESUME"  # "0": forget this run's checkpoint, start from epoch 1
 FOLDER = Path(".dvc/tmp/checkpoints")  # in the DVC project
-# Another folder for them, e.g. on a shared file system, where a Slurm task requeued in a new
-# clone of the repository finds its checkpoint (scripts/slurm_experiment.sh sets it).
-CHECKPOINTS_VARIABLE = "TRAIN_CHECKPOINTS"
-STAGE = "train"
+CHECKPOINTS_VARIABLE = "TRAIN_CHECKPOINTS"  # another folder, e.g. one a requeued Slurm task sees
 STATE_ENTRY = "state"  # the entry holding the JSON of what is not a variable
-SET_ASIDE = ".damaged"  # added to the name of a checkpoint that cannot be resumed from
 
 
 @dataclass(frozen=True)
@@ -58,8 +47,7 @@ class Checkpoint:
     path: Path
     key: str  # the hash of what the run trains from (for_this_run)
     epochs: int  # the run's train.epochs
-    # The open file whose lock keeps another run of the same key off this path (for_this_run).
-    lock: int | None = field(default=None, compare=False)
+    lock: int | None = field(default=None, compare=False)  # keeps other runs off this path
     saved: int = field(default=0, compare=False)  # the epochs it holds
 
     def save(self, variables: list, history: list, shuffler: np.random.Generator) -> None:
@@ -78,34 +66,26 @@ class Checkpoint:
         self.saved = len(history)
 
     def restore(self, variables: list, shuffler: np.random.Generator) -> list[Epoch]:
-        """Set the variables and the shuffler as the checkpoint has them; return its epochs. No
-        checkpoint: nothing changes, no epochs. A damaged one, or one of another run, is named in
-        one line and set aside (SET_ASIDE), and nothing changes either."""
+        """Set the variables and the shuffler as the checkpoint has them; return its epochs. A
+        damaged one, or another run's, is named in one line and set aside: no epochs."""
         if os.environ.get(RESUME_VARIABLE, "1") == "0":
-            self.remove()
-            return []
+            self.path.unlink(missing_ok=True)
         if not self.path.exists():
             return []
         try:
             state, values, history = self.read(variables)
         except CheckpointError as error:
-            aside = self.path.with_name(self.path.name + SET_ASIDE)
+            aside = self.path.with_name(self.path.name + ".damaged")
             self.path.replace(aside)
-            print(
-                f"Checkpoint {self.path} {error}, set aside as {aside.name}: starting from "
-                "epoch 1, not resuming",
-                flush=True,
-            )
+            why = f"{error}, set aside as {aside.name}: starting from epoch 1, not resuming"
+            print(f"Checkpoint {self.path} {why}", flush=True)
             return []
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
         shuffler.bit_generator.state = state["shuffler"]
-        print(
-            f"Checkpoint found: training {self.resumes(state['epoch'])}, from epoch "
-            f"{state['epoch']}'s state saved {state['saved']} ({self.path})",
-            flush=True,
-        )
         self.saved = state["epoch"]
+        found = f"from epoch {self.saved}'s state saved {state['saved']} ({self.path})"
+        print(f"Checkpoint found: training {self.resumes(self.saved)}, {found}", flush=True)
         return history
 
     def resumes(self, done: int) -> str:
@@ -127,8 +107,7 @@ class Checkpoint:
             raise CheckpointError(f"is unreadable ({gist(error)})") from None
         if not isinstance(state, dict) or state.get("key") != self.key:
             raise CheckpointError("is another run's (its params, code or data differ)")
-        shapes = [tuple(variable.shape) for variable in variables]
-        if extra or [value.shape for value in values] != shapes:
+        if extra or [value.shape for value in values] != [tuple(v.shape) for v in variables]:
             raise CheckpointError("does not fit this model's variables")
         try:
             history = [Epoch(**epoch) for epoch in state["history"]]
@@ -136,22 +115,14 @@ class Checkpoint:
             epoch = state["epoch"]
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"is unreadable (its state: {gist(error)})") from None
-        numbers = [entry.number for entry in history]
-        if (
-            type(epoch) is not int
-            or not 0 < epoch <= self.epochs
-            or numbers != [*range(1, epoch + 1)]
-        ):
+        in_range = type(epoch) is int and 0 < epoch <= self.epochs  # True is no epoch number
+        if not in_range or [entry.number for entry in history] != [*range(1, epoch + 1)]:
             raise CheckpointError(f"has epoch {epoch!r} of a run of {self.epochs}")
         return state, values, history
 
-    def remove(self) -> None:
-        """Forget this run's checkpoint, and no other's."""
-        self.path.unlink(missing_ok=True)
-
     def finished(self) -> None:
         """The run is complete: remove its checkpoint and its lock file."""
-        self.remove()
+        self.path.unlink(missing_ok=True)
         self.path.with_suffix(".lock").unlink(missing_ok=True)
 
 
@@ -171,47 +142,38 @@ class CheckpointError(Exception):
 
 
 def for_this_run(config: Params, cluster: Cluster) -> Checkpoint | None:
-    """This run's checkpoint, keyed by what it trains from: the model and train params, the
-    stages' code and the prepared images (each file by the md5 of its bytes), this worker's place
-    in the cluster and the versions; None outside a DVC project."""
+    """This run's checkpoint, keyed by what it trains from; None outside a DVC project."""
     root = os.environ.get("DVC_ROOT") or next(
         (str(folder) for folder in [Path.cwd(), *Path.cwd().parents] if (folder / ".dvc").is_dir()),
         None,
     )
     if root is None:
         return None
+    files = [*sorted(Path("stages").glob("*.py")), TRAIN_IMAGES, TEST_IMAGES]  # code and data
     key = {
         "params": repr((config.model, config.train, config.data.seed)),
-        "files": {str(path): md5_of(path) for path in [*code_files(), TRAIN_IMAGES, TEST_IMAGES]},
+        "files": {str(path): md5_of(path) for path in files},
         "worker": f"{cluster.task_type}-{cluster.task_index}",
-        # Another version may order the optimizer's variables otherwise.
         "versions": versions(),
     }
     digest = hashlib.md5(json.dumps(key, sort_keys=True).encode()).hexdigest()
     folder = Path(os.environ.get(CHECKPOINTS_VARIABLE) or Path(root) / FOLDER)
     folder.mkdir(parents=True, exist_ok=True)
-    # Two runs of the same key at once (a `--temp` run beside the workspace's, a queue entry
-    # twice) each take a path no other running one holds: the first free of train-KEY,
+    # Two runs of the same key at once each take the first name no other holds: train-KEY,
     # train-KEY-2, ... The lock goes with the process, however it ends.
     for run in itertools.count(1):
-        path = folder / f"{STAGE}-{digest}{'' if run == 1 else f'-{run}'}.npz"
+        path = folder / f"train-{digest}{'' if run == 1 else f'-{run}'}.npz"
         lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return Checkpoint(path=path, key=digest, epochs=config.train.epochs, lock=lock)
         except BlockingIOError:
             os.close(lock)
-            continue
-        return Checkpoint(path=path, key=digest, epochs=config.train.epochs, lock=lock)
-
-
-def code_files() -> list[Path]:
-    """The pipeline's code: every module of stages/."""
-    return sorted(Path("stages").glob("*.py"))
 
 
 def versions() -> dict[str, str]:
-    """The installed versions of what writes the checkpoint's variables: Keras, and TensorFlow's
-    CPU or GPU build (read without importing it)."""
+    """The installed Keras and TensorFlow (CPU or GPU build), read without importing them: another
+    version may order the optimizer's variables otherwise."""
     found = {}
     for name in ("tensorflow", "tensorflow-cpu", "keras"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):

@@ -64,22 +64,19 @@ def decoder(autoencoder: keras.Model) -> keras.Model:
 
 
 def decode_samples(autoencoder: keras.Model, codes: np.ndarray, seed: int) -> np.ndarray:
-    """Images decoded from codes the model was never given: for a 2-value code a grid over both
-    values, else random codes; from a VAE's prior N(0, I), or for the other kinds from normal
-    distributions with each code value's mean and spread over the test set (clipped to the range
-    the encoder gave)."""
+    """Images decoded from codes the model was never given: a grid for a 2-value code, else random
+    ones; from a VAE's prior, or each code value's spread over `codes` (docs/pipeline.md)."""
     if is_variational(autoencoder):
         mean, std = np.zeros(codes.shape[1]), np.ones(codes.shape[1])
         low, high = -np.inf, np.inf
     else:
         mean, std = codes.mean(axis=0), codes.std(axis=0)
         low, high = codes.min(axis=0), codes.max(axis=0)
-    count = GRID_SIDE * GRID_SIDE
     if codes.shape[1] == 2:
         # Evenly spaced quantiles, as the tutorial draws its 2-D latent space.
         steps = [statistics.NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, GRID_SIDE)]
         standard = np.array([(x, y) for y in steps[::-1] for x in steps])
     else:
-        standard = np.random.default_rng(seed).standard_normal((count, codes.shape[1]))
+        standard = np.random.default_rng(seed).standard_normal((GRID_SIDE**2, codes.shape[1]))
     samples = np.clip(mean + std * standard, low, high).astype(np.float32)
     return np.asarray(decoder(autoencoder)(samples))

@@ -1,10 +1,5 @@
-"""The autoencoders of the tutorial, built from params: one small builder per kind.
-
-Every kind looks the same from outside: 784 values in, a code of encoding_dim values from the layer
-named "code" (a VAE's mean), 784 values out from the layer named "reconstruction", the output
-activation last so that the loss sees its logits. Training, prediction and the figures serve every
-kind alike; any loss of the model's own (an L1 penalty on the code, a VAE's KL term) is added by
-its layers, as Keras' fit() expects.
+"""The tutorial's autoencoders, one small builder per kind, each with layers named "code" and
+"reconstruction" (docs/pipeline.md, "The models"); seeding, and a save that repeats byte for byte.
 """
 
 import json
@@ -16,15 +11,12 @@ from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
 from stages.files import atomic_path
 from stages.params import ModelParams
 
-# Every entry of a saved archive gets this time: the earliest a zip file can record.
-ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # every saved entry's time: the earliest a zip can record
 
 
 def seed_everything(seed: int) -> None:
-    """Same seed, same weights, same batches, same numbers (the determinism test checks it).
-
-    On a GPU also TensorFlow's deterministic kernels: several of its fastest ones add up in
-    whatever order threads finish. The CPU kernels used here are deterministic already."""
+    """Same seed, same weights, batches and numbers; on a GPU also TensorFlow's deterministic
+    kernels (the CPU's are already; docs/scaling.md)."""
     keras.utils.set_random_seed(seed)
     if tf.config.list_physical_devices("GPU"):
         tf.config.experimental.enable_op_determinism()
@@ -51,11 +43,7 @@ def stacked(model: ModelParams, widths: tuple[int, ...]) -> keras.Model:
 
 
 def conv(model: ModelParams) -> keras.Model:
-    """keras-io's convolutional autoencoder, with a Dense code of encoding_dim values between.
-
-    Each block of model.filters is a 3x3 convolution and a 2x2 max-pooling (28x28 -> 14x14 ->
-    7x7); the decoder mirrors them with strided transposed convolutions.
-    """
+    """keras-io's convolutional autoencoder, with a Dense code of encoding_dim values between."""
     image = keras.Input(shape=(IMAGE_SIZE,), name="image")
     x = layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(image)
     for filters in model.filters:
@@ -96,12 +84,9 @@ def dense_layers(x, widths: tuple[int, ...], model: ModelParams):
 
 def code_layer(model: ModelParams) -> layers.Dense:
     """The code; with model.l1, the sparse autoencoder's L1 penalty on its activity."""
-    regularizer = keras.regularizers.L1(model.l1) if model.l1 else None
+    l1 = keras.regularizers.L1(model.l1) if model.l1 else None
     return layers.Dense(
-        model.encoding_dim,
-        activation=model.activation,
-        activity_regularizer=regularizer,
-        name="code",
+        model.encoding_dim, activation=model.activation, activity_regularizer=l1, name="code"
     )
 
 
@@ -115,8 +100,7 @@ def autoencoder(image, reconstruction) -> keras.Model:
 
 def kl_divergence(mean, log_var):
     """Each code's KL divergence from N(0, I), per pixel: on the scale of the per-pixel BCE."""
-    per_code = -0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
-    return per_code / IMAGE_SIZE
+    return -0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1) / IMAGE_SIZE
 
 
 @keras.saving.register_keras_serializable(package="mnist_autoencoder")
@@ -126,8 +110,7 @@ class Sampling(layers.Layer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        # Seeded by seed_everything, and saved with the model like any other state.
-        self.seed_generator = keras.random.SeedGenerator()
+        self.seed_generator = keras.random.SeedGenerator()  # seeded, and saved as state
 
     def call(self, inputs, training=False):
         mean, log_var = inputs
@@ -139,15 +122,8 @@ class Sampling(layers.Layer):
 
 
 def save_autoencoder(autoencoder: keras.Model, path: Path) -> None:
-    """Save a normal .keras archive whose bytes depend only on the model, never on the clock.
-
-    Keras stamps the archive with the time of saving (`date_saved` in metadata.json, the weights
-    entry's zip timestamp) and numbers the objects layers share by their memory address
-    (`shared_object_id` in config.json), so DVC would see a new model after every run of the same
-    params. The archive is written again without the date, with fixed entry times and with the
-    shared objects numbered in order; h5py already writes the HDF5 weights without object times
-    (tests/test_model.py checks all of it).
-    """
+    """Save a normal .keras archive whose bytes depend only on the model, never on the clock or
+    the memory addresses Keras writes into it (docs/reproducibility.md)."""
     with atomic_path(path) as temporary:
         autoencoder.save(temporary)
         with zipfile.ZipFile(temporary) as saved:

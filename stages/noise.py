@@ -1,8 +1,4 @@
-"""The denoising autoencoder's noisy inputs: images with seeded Gaussian noise.
-
-NumPy only. The training images are noised once, with train.seed; the test images with data.seed,
-the same ones wherever they are needed (train, predict, plot, the family's figure).
-"""
+"""The denoising autoencoder's noisy inputs: the same seeded noise wherever they are needed."""
 
 import numpy as np
 
@@ -20,9 +16,8 @@ def test_inputs(images: np.ndarray, config: Params) -> np.ndarray:
 
 
 def noisy(images: np.ndarray, noise_factor: float, seed: int) -> np.ndarray:
-    """The images plus Gaussian noise of standard deviation noise_factor, clipped to [0, 1], as
-    the tutorial makes them; the images themselves when noise_factor is 0."""
+    """The images plus Gaussian noise of standard deviation noise_factor, clipped to [0, 1]."""
     if not noise_factor:
-        return images
+        return images  # not a copy: the training images are large
     noise = np.random.default_rng(seed).standard_normal(images.shape, dtype=np.float32)
     return np.clip(images + np.float32(noise_factor) * noise, 0.0, 1.0)
