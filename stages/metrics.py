@@ -4,9 +4,6 @@ import math
 
 import numpy as np
 
-# Keras clips probabilities to this before taking logarithms in its binary cross-entropy.
-EPSILON = 1e-7
-
 
 def mse(images: np.ndarray, others: np.ndarray) -> float:
     return float(np.mean((images.astype(np.float64) - others) ** 2))
@@ -19,18 +16,17 @@ def psnr(mse: float) -> float:
 
 def bce(images: np.ndarray, reconstructions: np.ndarray) -> float:
     """Binary cross-entropy per pixel, as Keras computes it from probabilities."""
-    probabilities = np.clip(reconstructions.astype(np.float64), EPSILON, 1 - EPSILON)
+    epsilon = 1e-7  # Keras clips probabilities to this before taking logarithms
+    probabilities = np.clip(reconstructions.astype(np.float64), epsilon, 1 - epsilon)
     images = images.astype(np.float64)
     return float(-np.mean(images * np.log(probabilities) + (1 - images) * np.log1p(-probabilities)))
 
 
 def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np.ndarray:
     """Each image's mean squared error per pixel: the anomaly score, and the figures' error."""
-    difference = images.astype(np.float64) - reconstructions
-    return np.mean(difference**2, axis=1)
+    return np.mean((images.astype(np.float64) - reconstructions) ** 2, axis=1)
 
 
 def anomalous(errors: np.ndarray, threshold: float) -> np.ndarray:
-    """Which images the threshold flags: those whose error reaches it (roc_curve's rule, so that
-    the threshold's own image counts as flagged, as its true and false positive rates say)."""
+    """Which images the threshold flags: those whose error reaches it, as roc_curve counts them."""
     return errors >= threshold

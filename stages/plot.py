@@ -1,33 +1,24 @@
 """Draw the figures: the tutorial's reconstructions, the loss curves, and what the codes learned.
-
-Reads only NumPy and TSV files: this stage never imports TensorFlow.
-"""
+Reads only NumPy and TSV files: this stage never imports TensorFlow."""
 
 import csv
 
-from stages import figures, noise, params
+from stages import figures, noise, params, paths
 from stages.datasets import DATASETS
 from stages.files import load_npy
 from stages.metrics import reconstruction_errors
-from stages.paths import (
-    CODES,
-    DECODED,
-    RECONSTRUCTIONS,
-    TEST_IMAGES,
-    TEST_LABELS,
-    TRAIN_CURVES,
-    figure,
-)
 from stages.runner import StageError, run
 
 
 def main() -> None:
     config = params.load()
     n_images, dataset = config.plot.n_images, DATASETS[config.data.dataset]
-    images, labels = load_npy(TEST_IMAGES), load_npy(TEST_LABELS)
-    codes, reconstructed = load_npy(CODES), load_npy(RECONSTRUCTIONS)
+    images, labels = load_npy(paths.TEST_IMAGES), load_npy(paths.TEST_LABELS)
+    codes, reconstructed = load_npy(paths.CODES), load_npy(paths.RECONSTRUCTIONS)
     if len(images) < n_images:
-        raise StageError(f"plot.n_images is {n_images}, but {TEST_IMAGES} has {len(images)} images")
+        raise StageError(
+            f"plot.n_images is {n_images}, but {paths.TEST_IMAGES} has {len(images)} images"
+        )
     # What the model got: the images, or for a denoising autoencoder the same noisy ones as predict.
     inputs = noise.test_inputs(images, config)
     errors = reconstruction_errors(images, reconstructed)
@@ -45,16 +36,16 @@ def main() -> None:
         "best_and_worst",
         figures.best_and_worst(images, reconstructed, errors, labels, n_images, dataset),
     )
-    save("decoded", figures.decoded(load_npy(DECODED), codes.shape[1]))
+    save("decoded", figures.decoded(load_npy(paths.DECODED), codes.shape[1]))
 
 
 def save(name: str, drawn) -> None:
-    figures.save(drawn, figure(name))
+    figures.save(drawn, paths.figure(name))
 
 
 def read_curve(name: str) -> tuple[list[int], list[float]]:
     """One DVCLive curve as (epochs counted from 1, losses)."""
-    path = TRAIN_CURVES / name
+    path = paths.TRAIN_CURVES / name
     try:
         with path.open(newline="") as file:
             rows = list(csv.DictReader(file, delimiter="\t"))

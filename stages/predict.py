@@ -3,20 +3,10 @@ encode the training images, for the evaluation's probe."""
 
 import numpy as np
 
-from stages import noise, params
+from stages import noise, params, paths
 from stages.datasets import IMAGE_SIZE
 from stages.files import load_npy, save_json, save_npy
 from stages.metrics import mse, psnr
-from stages.paths import (
-    CODES,
-    DECODED,
-    METRICS,
-    MODEL,
-    RECONSTRUCTIONS,
-    TEST_IMAGES,
-    TRAIN_CODES,
-    TRAIN_IMAGES,
-)
 from stages.runner import run
 
 
@@ -24,19 +14,19 @@ def main() -> None:
     config = params.load()  # before TensorFlow loads: a broken params.yaml stops it at once
     from stages import inference  # TensorFlow loads here
 
-    test_images = load_npy(TEST_IMAGES)
+    test_images = load_npy(paths.TEST_IMAGES)
     # A denoising autoencoder gets the test images with their own noise, as in training.
     test_inputs = noise.test_inputs(test_images, config)
-    autoencoder = inference.load_autoencoder(MODEL)
+    autoencoder = inference.load_autoencoder(paths.MODEL)
     codes, reconstructions, metrics = predict_and_score(autoencoder, test_inputs, test_images)
-    save_npy(CODES, codes)
-    save_npy(RECONSTRUCTIONS, reconstructions)
-    save_npy(DECODED, inference.decode_samples(autoencoder, codes, config.train.seed))
+    save_npy(paths.CODES, codes)
+    save_npy(paths.RECONSTRUCTIONS, reconstructions)
+    save_npy(paths.DECODED, inference.decode_samples(autoencoder, codes, config.train.seed))
     # The codes of what the model trained on, the training images (noised for a denoising one).
-    train_inputs = noise.training_inputs(load_npy(TRAIN_IMAGES, mmap_mode="c"), config)
-    save_npy(TRAIN_CODES, inference.encode(autoencoder, train_inputs))
-    save_json(METRICS, metrics)
-    print(f"{METRICS}: test BCE {metrics['test']['bce']:.4f}")
+    train_inputs = noise.training_inputs(load_npy(paths.TRAIN_IMAGES, mmap_mode="c"), config)
+    save_npy(paths.TRAIN_CODES, inference.encode(autoencoder, train_inputs))
+    save_json(paths.METRICS, metrics)
+    print(f"{paths.METRICS}: test BCE {metrics['test']['bce']:.4f}")
 
 
 def predict_and_score(
