@@ -1,7 +1,4 @@
-"""The pictures a person looks at: what the autoencoder keeps, loses and learns.
-
-Pure Matplotlib and NumPy (never TensorFlow), so the plot stage starts in a second.
-"""
+"""What the autoencoder keeps, loses and learns, drawn without TensorFlow so plot starts fast."""
 
 import math
 
@@ -42,14 +39,10 @@ def as_grid(code: np.ndarray) -> np.ndarray:
 
 
 def picture_rows(rows: list[tuple[str, list[np.ndarray], float]], titles=None) -> plt.Figure:
-    """A grid of grey pictures: one (label, pictures, brightest value) per row.
-
-    Each row is drawn as one strip image: dozens of small Axes would take most of the stage's time.
-    """
-    n_columns = len(rows[0][1])
-    figure, axes = plt.subplots(
-        len(rows), 1, figsize=(1.2 * n_columns + 1.2, 4 / 3 * len(rows)), squeeze=False
-    )
+    """A grid of grey pictures, one (label, pictures, brightest value) per row. Each row is one
+    strip image: dozens of small Axes would take most of the stage's time."""
+    size = (1.2 * len(rows[0][1]) + 1.2, 4 / 3 * len(rows))
+    figure, axes = plt.subplots(len(rows), 1, figsize=size, squeeze=False)
     for row, (axis, (label, pictures, brightest)) in enumerate(zip(axes[:, 0], rows, strict=True)):
         strip, centres = picture_strip(pictures)
         # One grey scale per row, so brightness compares across columns; gaps stay white.
@@ -79,17 +72,14 @@ def picture_strip(pictures: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
 
 
 def reconstructions(images, noisy_inputs, codes, reconstructed) -> plt.Figure:
-    """The tutorial's figure: originals, their codes as small pictures, reconstructions; with the
-    noisy inputs after the originals for a denoising autoencoder (None for the others)."""
+    """The tutorial's figure, a row each: originals, noisy inputs (unless None), codes, outputs."""
     rows = [("original", [as_picture(image) for image in images], 1.0)]
     if noisy_inputs is not None:
         rows.append(("noisy input", [as_picture(image) for image in noisy_inputs], 1.0))
     # A VAE's codes are means that may be negative: the grey scale spans what is there.
     low, high = min(codes.min(), 0.0), max(codes.max(), 1e-12)
-    rows += [
-        (f"code ({codes.shape[1]})", [as_grid(code) - low for code in codes], high - low),
-        ("reconstruction", [as_picture(image) for image in reconstructed], 1.0),
-    ]
+    rows.append((f"code ({codes.shape[1]})", [as_grid(code) - low for code in codes], high - low))
+    rows.append(("reconstruction", [as_picture(image) for image in reconstructed], 1.0))
     return picture_rows(rows)
 
 
@@ -103,11 +93,9 @@ def decoded(images: np.ndarray, code_size: int) -> plt.Figure:
     figure, axis = plt.subplots(figsize=(7, 7))
     axis.imshow(grid, cmap=GREY, vmin=0, vmax=1)
     axis.set_axis_off()
-    if code_size == 2:
-        title = "Decoded from a grid over both code values (5% to 95% quantiles)"
-    else:
-        title = f"Decoded from {len(images)} random codes of {code_size} values"
-    axis.set_title(title, fontsize=10)
+    grid_title = "Decoded from a grid over both code values (5% to 95% quantiles)"
+    random_title = f"Decoded from {len(images)} random codes of {code_size} values"
+    axis.set_title(grid_title if code_size == 2 else random_title, fontsize=10)
     figure.tight_layout()
     return figure
 
@@ -115,23 +103,14 @@ def decoded(images: np.ndarray, code_size: int) -> plt.Figure:
 def best_and_worst(images, reconstructed, errors, labels, n_images: int, dataset) -> plt.Figure:
     """The n best and n worst reconstructed test images, each with its error and class."""
     order = np.argsort(errors, kind="stable")
-    best, worst = order[:n_images], order[::-1][:n_images]
-    titles = [
-        [f"{dataset.classes[labels[i]]}: {errors[i]:.3f}" for i in chosen]
-        for chosen in (best, worst)
-    ]
-    figure = picture_rows(
-        [
-            ("best", [as_picture(images[i]) for i in best], 1.0),
-            ("rebuilt", [as_picture(reconstructed[i]) for i in best], 1.0),
-            ("worst", [as_picture(images[i]) for i in worst], 1.0),
-            ("rebuilt", [as_picture(reconstructed[i]) for i in worst], 1.0),
-        ],
-        titles=titles,
-    )
-    figure.suptitle(
-        f"Best and worst reconstructions ({dataset.class_kind}: mean squared error)", fontsize=10
-    )
+    rows, titles = [], []
+    for name, chosen in [("best", order[:n_images]), ("worst", order[::-1][:n_images])]:
+        rows.append((name, [as_picture(images[i]) for i in chosen], 1.0))
+        rows.append(("rebuilt", [as_picture(reconstructed[i]) for i in chosen], 1.0))
+        titles.append([f"{dataset.classes[labels[i]]}: {errors[i]:.3f}" for i in chosen])
+    figure = picture_rows(rows, titles=titles)
+    title = f"Best and worst reconstructions ({dataset.class_kind}: mean squared error)"
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return figure
 
@@ -163,10 +142,8 @@ def codes_pca(codes: np.ndarray, labels: np.ndarray, dataset) -> plt.Figure:
         projected = np.column_stack([projected[:, 0], np.zeros(len(projected))])
     explained = singular_values[:2] ** 2 / max((singular_values**2).sum(), 1e-12)
     figure, axis = plt.subplots(figsize=(6, 5))
-    scatter = axis.scatter(
-        *projected.T, c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.6
-    )
-    colorbar = figure.colorbar(scatter, ax=axis, ticks=range(10), label=dataset.class_kind)
+    dots = axis.scatter(*projected.T, c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.6)
+    colorbar = figure.colorbar(dots, ax=axis, ticks=range(10), label=dataset.class_kind)
     colorbar.set_ticklabels(dataset.classes)
     axis.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
     axis.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC 2")
@@ -194,8 +171,7 @@ def label_loss_axes(axis: plt.Axes) -> None:
 
 
 def anomaly_scores(scores, outliers, threshold, images, labels, n_images, dataset) -> plt.Figure:
-    """The anomaly score's distribution (for inliers and outliers, when there are outliers) with
-    the threshold, and the n least and most anomalous test images with their class and score."""
+    """The test images' anomaly scores and threshold, and the least and most anomalous images."""
     order = np.argsort(scores, kind="stable")
     figure = plt.figure(figsize=(max(7.0, 1.2 * n_images + 1.2), 7))
     grid = figure.add_gridspec(3, 1, height_ratios=[2.5, 1, 1])
@@ -212,9 +188,8 @@ def anomaly_scores(scores, outliers, threshold, images, labels, n_images, datase
     axis.set_ylabel("test images" if outliers is None else "density")
     axis.set_title("Anomaly score of the test images")
     axis.legend()
-    for row, (name, chosen) in enumerate(
-        [("least\nanomalous", order[:n_images]), ("most\nanomalous", order[::-1][:n_images])], 1
-    ):
+    extremes = [("least\nanomalous", order[:n_images]), ("most\nanomalous", order[::-1][:n_images])]
+    for row, (name, chosen) in enumerate(extremes, 1):
         axis = figure.add_subplot(grid[row])
         strip, centres = picture_strip([as_picture(images[i]) for i in chosen])
         axis.imshow(strip, cmap=GREY, vmin=0, vmax=1)

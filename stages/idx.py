@@ -12,14 +12,8 @@ from stages.files import atomic_path
 from stages.runner import StageError
 
 # The third byte of the magic number names the element type; all values are big-endian.
-DTYPES = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
+DTYPE_NAMES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+DTYPES = {code: np.dtype(name) for code, name in DTYPE_NAMES.items()}
 TYPE_CODES = {dtype: code for code, dtype in DTYPES.items()}
 
 
@@ -36,16 +30,13 @@ def decode(data: bytes, source: str = "IDX data") -> np.ndarray:
     if len(data) < header_size:
         raise IdxError(f"{source}: header is cut short ({len(data)} of {header_size} bytes)")
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
-    expected_size = header_size + math.prod(shape) * dtype.itemsize
-    if len(data) != expected_size:
-        raise IdxError(
-            f"{source}: {len(data)} bytes, but its header (shape {shape}) needs {expected_size}"
-        )
+    total = header_size + math.prod(shape) * dtype.itemsize
+    if len(data) != total:
+        raise IdxError(f"{source}: {len(data)} bytes, but its header (shape {shape}) needs {total}")
     return np.frombuffer(data, dtype, offset=header_size).reshape(shape)
 
 
 def encode(array: np.ndarray) -> bytes:
-    """Encode an array as IDX bytes (the inverse of decode)."""
     dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
     if dtype not in TYPE_CODES or not 1 <= array.ndim <= 255:
         raise ValueError(f"IDX cannot hold a {array.ndim}-d array of {array.dtype}")
@@ -54,7 +45,6 @@ def encode(array: np.ndarray) -> bytes:
 
 
 def gunzip(path: Path) -> bytes:
-    """The decompressed bytes of a .gz file, or IdxError if it is missing, corrupt or truncated."""
     try:
         with gzip.open(path, "rb") as file:
             return file.read()
@@ -69,6 +59,5 @@ def read(path: Path) -> np.ndarray:
 
 
 def write(path: Path, array: np.ndarray) -> None:
-    # mtime=0 keeps the bytes the same from run to run.
-    with atomic_path(path) as temporary:
+    with atomic_path(path) as temporary:  # mtime=0: the same bytes from run to run
         temporary.write_bytes(gzip.compress(encode(array), mtime=0))
