@@ -158,91 +158,51 @@ class Classes:
         return tuple(sorted(labels))
 
 
-def key(rule: Rule | Classes, stages: str, help: str):
-    """A params.yaml key: the rule its value must pass, the stages that read it (space-separated,
-    as dvc.yaml lists it under each) and what it means."""
-    return field(metadata={"rule": rule, "stages": tuple(stages.split()), "help": help})
+def key(rule: Rule | Classes):
+    """A params.yaml key and the rule its value must pass (params.yaml's comments say what it
+    means, dvc.yaml which stages read it)."""
+    return field(metadata={"rule": rule})
 
 
 @dataclass(frozen=True)
 class DataParams:
-    dataset: str = key(
-        choice(tuple(DATASETS)), "download plot evaluate", "which images: the IDX files and labels"
-    )
-    mirrors: dict[str, list[str]] = key(
-        MIRRORS, "download", "where each dataset's files are, tried in order after $DATA_MIRROR"
-    )
-    train_size: int = key(
-        between(1, lambda loaded: _dataset(loaded).train_count),
-        "prepare",
-        "training images, a seeded subset if fewer",
-    )
-    test_size: int = key(
-        between(1, lambda loaded: _dataset(loaded).test_count),
-        "prepare",
-        "test images, a seeded subset if fewer",
-    )
-    seed: int = key(
-        between(0, MAX_SEED),
-        "prepare train predict plot evaluate",
-        "picks the subsets and the probe's labelled images; seeds the noise on the test images",
-    )
+    dataset: str = key(choice(tuple(DATASETS)))
+    mirrors: dict[str, list[str]] = key(MIRRORS)
+    train_size: int = key(between(1, lambda loaded: _dataset(loaded).train_count))
+    test_size: int = key(between(1, lambda loaded: _dataset(loaded).test_count))
+    seed: int = key(between(0, MAX_SEED))
     # After seed: a rule reads the keys above it.
-    normal_classes: tuple[int, ...] | None = key(
-        Classes(),
-        "prepare evaluate",
-        "one-class training: the only classes kept for training, the inliers of the anomaly score",
-    )
+    normal_classes: tuple[int, ...] | None = key(Classes())
 
 
 @dataclass(frozen=True)
 class ModelParams:
-    kind: str = key(choice(KINDS), "train", "the autoencoder: one builder each in stages/model.py")
-    encoding_dim: int = key(
-        between(1, IMAGE_SIZE), "train evaluate", "the code's size in every kind, and PCA's"
-    )
-    hidden: tuple[int, ...] = key(
-        integers(8, 4096), "train", "deep and vae: Dense widths to the code, mirrored back"
-    )
+    kind: str = key(choice(KINDS))
+    encoding_dim: int = key(between(1, IMAGE_SIZE))
+    hidden: tuple[int, ...] = key(integers(8, 4096))
     # Each convolutional block halves the 28x28 picture: 14x14, then 7x7; a third would not divide.
-    filters: tuple[int, ...] = key(
-        integers(2, 512), "train", "conv: channels of each 3x3 convolution block"
-    )
-    activation: str = key(choice(ACTIVATIONS), "train", "the hidden layers' activation")
-    output_activation: str = key(
-        choice(OUTPUT_ACTIVATIONS), "train", "the reconstruction's activation"
-    )
-    l1: float = key(FRACTION, "train", "the sparse autoencoder's L1 penalty on the code")
+    filters: tuple[int, ...] = key(integers(2, 512))
+    activation: str = key(choice(ACTIVATIONS))
+    output_activation: str = key(choice(OUTPUT_ACTIVATIONS))
+    l1: float = key(FRACTION)
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    optimizer: str = key(choice(OPTIMIZERS), "train", "Keras' optimizer of that name")
-    learning_rate: float = key(POSITIVE, "train", "the optimizer's step size")
-    epochs: int = key(between(1, 10_000), "train", "passes over the training images")
-    batch_size: int = key(
-        between(1, 65_536), "train", "images per step, split between the replicas"
-    )
-    shuffle: bool = key(BOOLEAN, "train", "a new order of the images each epoch")
-    seed: int = key(
-        between(0, MAX_SEED),
-        "train predict",
-        "the initial weights, the shuffling and the noise; the random codes predict decodes",
-    )
-    noise_factor: float = key(
-        FRACTION, "train predict plot", "the denoising autoencoder's input noise (0: off)"
-    )
-    strategy: str = key(choice(STRATEGIES), "train", "where training runs (docs/scaling.md)")
-    devices: int = key(between(1, 64), "train", "mirrored without a GPU: logical CPU devices")
+    optimizer: str = key(choice(OPTIMIZERS))
+    learning_rate: float = key(POSITIVE)
+    epochs: int = key(between(1, 10_000))
+    batch_size: int = key(between(1, 65_536))
+    shuffle: bool = key(BOOLEAN)
+    seed: int = key(between(0, MAX_SEED))
+    noise_factor: float = key(FRACTION)
+    strategy: str = key(choice(STRATEGIES))
+    devices: int = key(between(1, 64))
 
 
 @dataclass(frozen=True)
 class PlotParams:
-    n_images: int = key(
-        between(1, lambda loaded: min(100, loaded["data"]["test_size"])),
-        "plot evaluate",
-        "test images shown in the figures",
-    )
+    n_images: int = key(between(1, lambda loaded: min(100, loaded["data"]["test_size"])))
 
 
 @dataclass(frozen=True)
@@ -257,7 +217,7 @@ SECTIONS = {section.name: section.type for section in fields(Params)}
 
 
 def declared() -> dict[str, dict]:
-    """Every key, as section.name, with its rule, the stages that read it and its help."""
+    """Every key, as section.name, with its rule."""
     return {
         f"{section}.{declaration.name}": dict(declaration.metadata)
         for section, kind in SECTIONS.items()
