@@ -1,14 +1,14 @@
-"""The workers of a multi-worker run (train.strategy multi_worker): who they are, how they wait
-for each other, and the line that names one that is lost (docs/scaling.md).
+"""The workers of a multi-worker run (train.strategy multi_worker): who they are, how they meet
+before each epoch, and the line that names one that is lost (docs/scaling.md).
 
 TF_CONFIG, which MultiWorkerMirroredStrategy reads too, lists every worker's address and this one's
-place among them, e.g. for the second of two machines
+place, e.g. for the second of two machines
 
     TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]},
                 "task": {"type": "worker", "index": 1}}'
 
-Cluster launchers set it (Kubernetes' training operators, scripts/slurm_train.sh), or the user
-does. It is checked here before TensorFlow loads; TensorFlow is imported only where needed.
+A cluster launcher sets it (Kubernetes' training operators, scripts/slurm_train.sh), or the user
+does. It is checked before TensorFlow loads.
 """
 
 import functools
@@ -39,10 +39,8 @@ EXAMPLE = (
 )
 TIMEOUT_VARIABLE = "TRAIN_WORKER_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 120.0
-# TensorFlow's error codes (tf.errors.DEADLINE_EXCEEDED, tf.errors.UNAVAILABLE).
-DEADLINE_EXCEEDED, UNAVAILABLE = 4, 14
-# How often the workers waiting at a meeting look for the missing ones, and how long each look.
-PROBE_SECONDS = 1
+DEADLINE_EXCEEDED, UNAVAILABLE = 4, 14  # TensorFlow's error codes
+PROBE_SECONDS = 1  # how often a meeting looks for the missing workers, and how long each look
 
 
 @dataclass(frozen=True)
@@ -55,7 +53,6 @@ class Cluster:
 
     @property
     def size(self) -> int:
-        """How many workers train together."""
         return sum(len(addresses) for addresses in self.tasks.values())
 
     @property
@@ -64,6 +61,13 @@ class Cluster:
         if "chief" in self.tasks:
             return self.task_type == "chief"
         return self.task_index == 0
+
+    def everyone(self) -> list[tuple[str, int]]:
+        return [
+            (kind, index)
+            for kind, addresses in self.tasks.items()
+            for index in range(len(addresses))
+        ]
 
 
 ONE_PROCESS = Cluster(tasks={"worker": ["localhost"]}, task_type="worker", task_index=0)
@@ -85,32 +89,28 @@ def cluster_from_environment(strategy: str) -> Cluster:
     if not isinstance(config, dict):
         raise fail("is not a JSON object", EXAMPLE)
     tasks, task = config.get("cluster"), config.get("task")
-    if (
-        not isinstance(tasks, dict)
-        or not tasks
-        or not set(tasks) <= set(TASK_TYPES)
-        or not all(
+    if not (
+        isinstance(tasks, dict)
+        and tasks
+        and set(tasks) <= set(TASK_TYPES)
+        and all(
             isinstance(addresses, list)
             and addresses
-            and all(isinstance(address, str) and address for address in addresses)
+            and all(isinstance(a, str) and a for a in addresses)
             for addresses in tasks.values()
         )
     ):
-        raise fail(
-            f"has cluster {json.dumps(tasks)}",
-            f'"cluster": a mapping of {" and ".join(TASK_TYPES)} to lists of "host:port"',
-        )
+        allowed = f'"cluster": a mapping of {" and ".join(TASK_TYPES)} to lists of "host:port"'
+        raise fail(f"has cluster {json.dumps(tasks)}", allowed)
     if not isinstance(task, dict):
         raise fail(f"has task {json.dumps(task)}", '"task": {"type": ..., "index": ...}')
     task_type, index = task.get("type"), task.get("index")
     if task_type not in tasks:
         raise fail(f"has task type {json.dumps(task_type)}", " or ".join(map(json.dumps, tasks)))
-    count = len(tasks[task_type])
-    if type(index) is not int or not 0 <= index < count:
-        raise fail(
-            f"has task index {json.dumps(index)}",
-            f"an integer from 0 to {count - 1}, this task's place in cluster.{task_type}",
-        )
+    last = len(tasks[task_type]) - 1
+    if type(index) is not int or not 0 <= index <= last:
+        allowed = f"an integer from 0 to {last}, this task's place in cluster.{task_type}"
+        raise fail(f"has task index {json.dumps(index)}", allowed)
     return Cluster(tasks=tasks, task_type=task_type, task_index=index, timeout=timeout)
 
 
@@ -119,16 +119,14 @@ def fail(problem: str, allowed: str) -> StageError:
 
 
 class Workers:
-    """The workers of a multi-worker run, which meet before each epoch (`meet`), so that one that is
-    alive but stuck outside TensorFlow (its output blocked, a hung file system) is caught: it still
-    sends heartbeats, and without a meeting the others would wait for it in the epoch's first
-    all-reduce forever. (A collective's own timeout_seconds would bound that wait too, but
-    TensorFlow keeps a thread alive for each timed collective until its timeout runs out:
-    thousands within a few epochs.)
-    """
+    """The workers of a multi-worker run, which meet before each epoch, so that one alive but stuck
+    outside TensorFlow (its output blocked, a hung file system) is caught: it still sends
+    heartbeats, and the others would wait for it in the epoch's first all-reduce forever. (A
+    collective's own timeout_seconds would bound that wait, but TensorFlow keeps a thread alive for
+    each timed collective until its timeout runs out: thousands within a few epochs.)"""
 
     def __init__(self, strategy: "tf.distribute.Strategy", cluster: Cluster):
-        self.strategy, self.cluster = strategy, cluster
+        self.cluster = cluster
         if cluster.size > 1:
             from stages.backend import tf
 
@@ -140,33 +138,46 @@ class Workers:
                 lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, count(), axis=None)
             )
 
-    def meet(self, place: str) -> None:
-        """Wait until every worker reaches `place` (e.g. "epoch 3"), an all-reduce of its own,
-        looking for the missing ones every PROBE_SECONDS (look_for_missing)."""
+    def meet(self, place: str, news: str = "") -> None:
+        """Wait until every worker reaches `place` (e.g. "epoch 3"), leaving `news` there for the
+        others (`news_at`); meanwhile look for the missing ones every PROBE_SECONDS."""
         if self.cluster.size == 1:
             return
+        # The key-value store of TensorFlow's coordination service (no public interface).
         from tensorflow.python.eager import context
 
-        # Here, in the key-value store of TensorFlow's coordination service (no public interface).
-        context.context().set_config_key_value(
-            self._key(place, self.cluster.task_type, self.cluster.task_index), ""
-        )
+        me = (self.cluster.task_type, self.cluster.task_index)
+        context.context().set_config_key_value(self._key(place, *me), news)
         deadline = time.monotonic() + self.cluster.timeout
         look = functools.partial(self.look_for_missing, place, deadline)
         runner.interruptible(self._all_reduce, watch=look, every=PROBE_SECONDS)
 
+    def news_at(self, place: str) -> list[str]:
+        """What every worker left at `place`, once they all met there."""
+        from tensorflow.python.eager import context
+
+        wait_ms = int(self.cluster.timeout * 1000)  # they are there: the meeting is over
+        return [
+            context.context().get_config_key_value(self._key(place, *worker), wait_ms)
+            for worker in self.cluster.everyone()
+        ]
+
     def look_for_missing(self, place: str, deadline: float) -> None:
-        """Abort the meeting at `place`, which TensorFlow then ends with an error naming the worker,
-        for one not there yet that is gone (its port closed: killed, or its machine restarted), or
-        for one still missing at the deadline. (A stopped one, which answers nothing, is
-        TensorFlow's coordination service's to report: it stopped sending heartbeats.)"""
+        """Abort the meeting at `place` (TensorFlow then raises an error naming the worker) for one
+        not there yet whose port is closed (killed, or its machine restarted), or for one still
+        missing at the deadline. A stopped one, which answers nothing, is TensorFlow's coordination
+        service's to report: it stopped sending heartbeats."""
         from tensorflow.python.eager import context
 
         from stages.backend import tf
 
-        absent = self._absent(place)
-        for task_type, index in absent:
-            peer = f"/job:{task_type}/replica:0/task:{index}"
+        absent = []
+        for task_type, index in self.cluster.everyone():
+            try:
+                context.context().get_config_key_value(self._key(place, task_type, index), 1)
+            except tf.errors.DeadlineExceededError:
+                absent.append(f"/job:{task_type}/replica:0/task:{index}")
+        for peer in absent:
             try:
                 context.context().check_collective_ops_peer_health(peer, PROBE_SECONDS * 1000)
             except (tf.errors.UnavailableError, tf.errors.FailedPreconditionError) as error:
@@ -177,49 +188,20 @@ class Workers:
             except tf.errors.DeadlineExceededError:  # stopped: the heartbeats tell
                 pass
         if absent and time.monotonic() > deadline:
-            missing = ", ".join(f"/job:{kind}/replica:0/task:{index}" for kind, index in absent)
             timeout = f"{TIMEOUT_VARIABLE}={self.cluster.timeout:g} s"
-            message = f"no answer at {place} within {timeout} from {missing}"
+            message = f"no answer at {place} within {timeout} from {', '.join(absent)}"
             context.context().abort_collective_ops(DEADLINE_EXCEEDED, message)
-
-    def _absent(self, place: str) -> list[tuple[str, int]]:
-        """The workers that have not reached `place`."""
-        from tensorflow.python.eager import context
-
-        from stages.backend import tf
-
-        absent = []
-        for task_type, addresses in self.cluster.tasks.items():
-            for index in range(len(addresses)):
-                try:
-                    context.context().get_config_key_value(self._key(place, task_type, index), 1)
-                except tf.errors.DeadlineExceededError:
-                    absent.append((task_type, index))
-        return absent
 
     @staticmethod
     def _key(place: str, task_type: str, index: int) -> str:
         return f"{place}/{task_type}:{index}"
 
     def check_agree(self, config: Params, images: np.ndarray, test_images: np.ndarray) -> None:
-        """Once all have loaded their data, stop with one line unless every worker is to train the
-        same model on the same data: their steps would not pair up, and each would wait for the
-        others' forever. Call it before building the model (whose variables the workers create
-        together)."""
-        if self.cluster.size == 1:
-            return
-        from stages.backend import tf
-
-        self.meet("data loaded")
+        """Stop with one line unless every worker is to train the same model on the same data:
+        their steps would not pair up, and each would wait for the others' forever."""
         mine = fingerprint(config, images, test_images)
-        values = tf.constant([mine, [value * value for value in mine]], tf.float64)
-        replicas = self.strategy.num_replicas_in_sync
-        # Equal everywhere exactly when the sums of the values and of their squares are n times
-        # this worker's (the values' spread across replicas is then 0).
-        total = self.strategy.reduce(
-            tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.identity(values)), axis=None
-        )
-        if not np.array_equal(total.numpy(), replicas * values.numpy()):
+        self.meet("data loaded", json.dumps(mine))
+        if self.cluster.size > 1 and set(self.news_at("data loaded")) != {json.dumps(mine)}:
             raise StageError(
                 f"the workers of {TF_CONFIG} do not train the same thing: this one has "
                 f"{mine[0]} training and {mine[1]} test images, batch_size {mine[2]}, {mine[3]} "
@@ -253,47 +235,45 @@ def lost_worker(message: str, cluster: Cluster) -> str:
         for task_type, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", message)
         if (task_type, int(index)) != me and task_type in cluster.tasks
     ]
+    who, address = f"another worker of {TF_CONFIG}", None
     if peers:
         task_type, index = peers[0]
-        who = f"{task_type} {index} of {TF_CONFIG} ({cluster.tasks[task_type][index]})"
-    else:
-        who = f"another worker of {TF_CONFIG}"
-    if "heartbeat" in message and peers and refused(cluster.tasks[task_type][index]):
+        address = cluster.tasks[task_type][index]
+        who = f"{task_type} {index} of {TF_CONFIG} ({address})"
+    aborted = re.search(r".*aborted by: (.+)", message)  # the last: TensorFlow nests them
+    if "heartbeat" in message and address and refused(address):
         # Killed: TensorFlow's heartbeats sometimes tell before the meeting's probe does.
         why = "the connection failed (Connection refused)"
     elif "heartbeat" in message:
         why = "it stopped sending heartbeats"
-    elif TIMEOUT_VARIABLE in message:  # Workers.look_for_missing
-        why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
-    elif aborted := re.search(r".*aborted by: (.+)", message):  # the last: TensorFlow nests them
+    elif aborted and TIMEOUT_VARIABLE not in message:
         why = f"the connection failed ({aborted.group(1).strip()})"
-    else:
+    else:  # Workers.look_for_missing's deadline, or TensorFlow's own
         why = f"no answer within {TIMEOUT_VARIABLE}={cluster.timeout:g} s"
     return f"lost {who}: {why}; restart every worker"
 
 
 def refused(address: str) -> bool:
-    """Whether host:port refuses a connection: nothing listens there any more."""
+    """Whether host:port refuses a connection: nothing listens there any more (a stopped process
+    or a machine gone does not answer at all)."""
     host, _, port = address.rpartition(":")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
     except ConnectionRefusedError:
         return True
-    except OSError:  # no answer: a stopped process, a machine gone
+    except OSError:
         return False
     return False
 
 
 def fingerprint(config: Params, images: np.ndarray, test_images: np.ndarray) -> tuple[int, ...]:
     """What the workers compare: the image counts, batch size and epochs, a checksum of the model
-    and training params and one of the first training images; each small enough to square
-    exactly in a float64."""
-    settings = repr((config.model, config.train)).encode()
+    and training params and one of the first training images."""
     return (
         images.shape[0],
         test_images.shape[0],
         config.train.batch_size,
         config.train.epochs,
-        zlib.crc32(settings) % 2**20,
-        zlib.crc32(np.ascontiguousarray(images[:64]).tobytes()) % 2**20,
+        zlib.crc32(repr((config.model, config.train)).encode()),
+        zlib.crc32(np.ascontiguousarray(images[:64]).tobytes()),
     )
