@@ -1,8 +1,8 @@
 """params.yaml, validated once: typed values for the stages, or one line saying what is wrong.
 
-Each key is declared once, as a field of its section's dataclass: what is allowed there, the
-stages that read it (dvc.yaml lists it for exactly those) and what it means. `load()` walks the
-declarations in order; `python -m scripts.params_table` prints them as a table.
+Each key is declared once, as a field of its section's dataclass with the rule its value must
+pass; `load()` walks them in order. params.yaml's comments say what each means; dvc.yaml lists the
+stages that read it (a test checks that against their code).
 """
 
 import math

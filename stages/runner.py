@@ -44,10 +44,9 @@ def answer_signals() -> None:
 
 
 def interruptible(call: Callable, *args, watch: Callable[[], None] | None = None, every=1.0):
-    """`call(*args)` in a thread of its own, this one waiting (and calling `watch` every `every`
-    seconds, if given): Python runs signal handlers in the main thread only, between bytecodes,
-    so inside a long TensorFlow call (a compiled epoch, an all-reduce waiting for a peer) Ctrl-C
-    would wait for TensorFlow to return. Interrupted, the call is left to the process's exit."""
+    """`call(*args)` in a thread of its own while this one waits (calling `watch` every `every`
+    seconds): Python runs signal handlers in the main thread only, between bytecodes, never
+    inside a long TensorFlow call. Interrupted, the call is left to the process's exit."""
     pool = concurrent.futures.ThreadPoolExecutor(1)
     try:
         result = pool.submit(call, *args)
@@ -62,8 +61,8 @@ def interruptible(call: Callable, *args, watch: Callable[[], None] | None = None
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage's main(); turn StageError and interruptions into one line and an exit code,
-    with the notes an exception picked up on its way (e.g. what a rerun resumes from). Any other
-    failure shows its traceback, then the same advice on the stage's last outputs."""
+    with the notes the exception picked up (what a rerun resumes from). Any other failure shows
+    its traceback, then the same advice on the stage's last outputs."""
     answer_signals()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if started ignoring it
         signal.signal(signal.SIGINT, _interrupt)
@@ -99,9 +98,8 @@ def notes(error: BaseException) -> str:
 
 
 def last_outputs() -> str:
-    """Under `dvc repro` or `dvc exp run`, which removed the stage's outputs to run it, how to
-    put back those still missing, as dvc.lock records them: from DVC's cache, and from git
-    those it keeps (`cache: false`). Nothing outside DVC, or when none is missing."""
+    """Under DVC, which removed the stage's outputs to run it, how to put back those missing:
+    from DVC's cache, and from git those it keeps (`cache: false`)."""
     stage = os.environ.get("DVC_STAGE", "")
     try:
         declared = yaml.safe_load(DVC_YAML.read_text())["stages"][stage]
@@ -120,9 +118,8 @@ def last_outputs() -> str:
 
 
 def gist(error: BaseException) -> str:
-    """What went wrong, for the end of an error line: the first sentence of the innermost error's
-    message, on one line, cut short (Keras, say, wraps the real error in paragraphs and a config
-    dump)."""
+    """The first sentence of the innermost error's message, on one line, cut short (Keras, say,
+    wraps the real error in paragraphs and a config dump)."""
     while error.__cause__ or error.__context__:
         error = error.__cause__ or error.__context__
     return " ".join(str(error).split()).split(". ", 1)[0][:200] or type(error).__name__

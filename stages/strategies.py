@@ -1,7 +1,5 @@
-"""Where training runs: TensorFlow's distribution strategies, from train.strategy (README,
-"Scaling out"), and how a step's batch is split between their replicas (replica_slice), which add
-up their gradients. The workers of a multi_worker run come from stages/distribute.py.
-"""
+"""Where training runs: TensorFlow's distribution strategies, from train.strategy
+(docs/scaling.md), and how a step's batch is split between their replicas."""
 
 from typing import TYPE_CHECKING
 
@@ -14,15 +12,10 @@ if TYPE_CHECKING:
 
 
 def make_strategy(train: TrainParams) -> "tf.distribute.Strategy":
-    """Where training runs, from train.strategy (README, "Scaling out"). Call it first: logical
-    devices and a multi-worker cluster are fixed once TensorFlow's runtime starts.
-
-    - auto: TensorFlow's default, one device (the first GPU if there is one).
-    - mirrored: a replica per GPU of this machine, or per logical CPU device (train.devices of
-      them) where there is no GPU, so it runs and is tested anywhere.
-    - multi_worker: a replica per GPU, or the CPU, of each worker of TF_CONFIG (read by
-      cluster_from_environment).
-    """
+    """auto: one device; mirrored: a replica per GPU, or per logical CPU device (train.devices)
+    where there is none, so that it runs and is tested anywhere; multi_worker: a replica per GPU,
+    or the CPU, of each worker of TF_CONFIG. Call it first: logical devices and the cluster are
+    fixed once TensorFlow's runtime starts."""
     from stages.backend import tf
 
     gpus = tf.config.list_physical_devices("GPU")
