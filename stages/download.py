@@ -236,8 +236,7 @@ class Gunzip:
         try:
             while data:
                 if self.inflate.eof:  # a gzip file may hold several members, one after another
-                    data, self.inflate = self.inflate.unused_data, zlib.decompressobj(GZIP_WBITS)
-                    continue
+                    self.inflate = zlib.decompressobj(GZIP_WBITS)
                 piece = self.inflate.decompress(data, CHUNK_BYTES)
                 self.size += len(piece)
                 if self.size > self.expected.size:
@@ -246,7 +245,10 @@ class Gunzip:
                         f"{self.expected.size} bytes"
                     )
                 self.digest.update(piece)
-                data = self.inflate.unconsumed_tail
+                # What is left of this chunk: of the same member, or the next member's start.
+                data = (
+                    self.inflate.unused_data if self.inflate.eof else self.inflate.unconsumed_tail
+                )
         except zlib.error as error:
             raise SourceFailed(f"corrupt or truncated gzip file ({error})") from None
 

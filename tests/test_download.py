@@ -145,6 +145,22 @@ def test_a_corrupt_gzip_is_reported_as_corrupt_or_truncated(in_workspace, tmp_pa
     assert not (in_workspace / "data" / "raw").exists()
 
 
+def test_a_gzip_file_of_several_members_is_read_whole(in_workspace, tmp_path):
+    # Concatenated gzip files are one gzip file (`cat a.gz b.gz`); a recompressing mirror may
+    # serve one. Its members split mid-chunk, unlike the sample's one member.
+    split = mirror_copy(tmp_path)
+    content = gzip.decompress((SAMPLE / TRAIN_IMAGES_GZ).read_bytes())
+    members = [
+        gzip.compress(content[i : i + 100_003], mtime=0) for i in range(0, len(content), 100_003)
+    ]
+    (split / TRAIN_IMAGES_GZ).write_bytes(b"".join(members))
+    use_mirrors(in_workspace, str(split))
+    download.main()
+    assert (
+        gzip.decompress((in_workspace / "data" / "raw" / TRAIN_IMAGES_GZ).read_bytes()) == content
+    )
+
+
 def test_a_failed_download_leaves_the_existing_raw_data_untouched(in_workspace, tmp_path):
     raw = shutil.copytree(SAMPLE, in_workspace / "data" / "raw")
     (raw / "notes.txt").write_text("mine")
