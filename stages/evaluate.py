@@ -3,7 +3,6 @@ features for a classifier given 100 labels, and each test image's reconstruction
 anomaly score. Predict wrote the codes, so this never loads TensorFlow."""
 
 import numpy as np
-from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.pipeline import make_pipeline
@@ -12,25 +11,28 @@ from sklearn.preprocessing import StandardScaler
 from stages import figures, params, paths
 from stages.datasets import DATASETS
 from stages.files import load_npy, save_json
-from stages.metrics import anomalous, bce, mse, psnr, reconstruction_errors
+from stages.metrics import anomalous, bce, mse, probe_picks, psnr, reconstruction_errors
 from stages.runner import StageError, run
 
-LABELLED_PER_CLASS = 10  # the probe's labelled training images: 100 for ten classes
 FLAGGED_WITHOUT_OUTLIERS = 0.01  # with no outliers to tell apart, flag the worst 1% of test images
 
 
 def main() -> None:
     config = params.load()
-    train_images, train_labels = load_npy(paths.TRAIN_IMAGES), load_npy(paths.TRAIN_LABELS)
+    train_images, train_labels = load_npy(paths.TRAIN_IMAGES, "r"), load_npy(paths.TRAIN_LABELS)
     test_images, test_labels = load_npy(paths.TEST_IMAGES), load_npy(paths.TEST_LABELS)
-    train_codes, test_codes = load_npy(paths.TRAIN_CODES), load_npy(paths.CODES)
-    reconstructions = load_npy(paths.RECONSTRUCTIONS)
+    test_codes, reconstructions = load_npy(paths.CODES), load_npy(paths.RECONSTRUCTIONS)
 
-    metrics = {"baseline": {"pca": pca_baseline(train_images, test_images, config)}}
+    basis = load_npy(paths.PCA_BASIS)
+    metrics = {"baseline": {"pca": pca_baseline(basis, test_images, config.model.encoding_dim)}}
 
     if len(np.unique(train_labels)) > 1:  # one-class training leaves nothing to tell apart
         picked = probe_picks(train_labels, config.data.seed)
-        codes, images, labels = train_codes[picked], train_images[picked], train_labels[picked]
+        codes, images, labels = (
+            load_npy(paths.PROBE_CODES),
+            train_images[picked],
+            train_labels[picked],
+        )
         metrics["probe"] = {
             "accuracy": probe_accuracy(codes, labels, test_codes, test_labels),
             "pixels_accuracy": probe_accuracy(images, labels, test_images, test_labels),
@@ -51,25 +53,14 @@ def main() -> None:
     print(summary(metrics))
 
 
-def pca_baseline(train_images: np.ndarray, test_images: np.ndarray, config: params.Params) -> dict:
-    """The test images rebuilt from as many principal components as the code has values."""
-    components = min(config.model.encoding_dim, *train_images.shape)
-    # Exact, from the 784 x 784 covariance: quicker than a randomized SVD here, and no seed.
-    pca = PCA(n_components=components, svd_solver="covariance_eigh").fit(train_images)
+def pca_baseline(basis: np.ndarray, test_images: np.ndarray, encoding_dim: int) -> dict:
+    """The test images rebuilt from as many principal components as the code has values (the basis
+    prepare computed once from the training images: row 0 their mean, then the components)."""
+    mean, components = basis[0], basis[1 : 1 + encoding_dim]
     # Clipped to [0, 1], as a sigmoid's output is, so that BCE is defined.
-    reconstructions = np.clip(pca.inverse_transform(pca.transform(test_images)), 0, 1)
+    reconstructions = np.clip((test_images - mean) @ components.T @ components + mean, 0, 1)
     error = mse(test_images, reconstructions)
     return {"bce": bce(test_images, reconstructions), "mse": error, "psnr": psnr(error)}
-
-
-def probe_picks(labels: np.ndarray, seed: int) -> np.ndarray:
-    """LABELLED_PER_CLASS images of each class (or all it has), chosen by seed, in file order."""
-    rng = np.random.default_rng(seed)
-    picks = []
-    for label in np.unique(labels):
-        of_class = np.flatnonzero(labels == label)
-        picks.append(rng.choice(of_class, min(LABELLED_PER_CLASS, len(of_class)), replace=False))
-    return np.sort(np.concatenate(picks))
 
 
 def probe_accuracy(

@@ -1,4 +1,5 @@
-"""How well images are reconstructed, in NumPy: one definition for every stage and script."""
+"""How well images are reconstructed, in NumPy: one definition for every stage and script; and
+the labelled images the few-label probe learns from."""
 
 import math
 
@@ -30,3 +31,16 @@ def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np
 def anomalous(errors: np.ndarray, threshold: float) -> np.ndarray:
     """Which images the threshold flags: those whose error reaches it, as roc_curve counts them."""
     return errors >= threshold
+
+
+LABELLED_PER_CLASS = 10  # the probe's labelled training images: 100 for ten classes
+
+
+def probe_picks(labels: np.ndarray, seed: int) -> np.ndarray:
+    """LABELLED_PER_CLASS images of each class (or all it has), chosen by seed, in file order."""
+    rng = np.random.default_rng(seed)
+    picks = []
+    for label in np.unique(labels):
+        of_class = np.flatnonzero(labels == label)
+        picks.append(rng.choice(of_class, min(LABELLED_PER_CLASS, len(of_class)), replace=False))
+    return np.sort(np.concatenate(picks))

@@ -12,6 +12,8 @@ TRAIN_IMAGES = PREPARED / "train_images.npy"
 TRAIN_LABELS = PREPARED / "train_labels.npy"
 TEST_IMAGES = PREPARED / "test_images.npy"
 TEST_LABELS = PREPARED / "test_labels.npy"
+# Row 0 the training images' mean, then their principal components, strongest first.
+PCA_BASIS = PREPARED / "pca_basis.npy"
 
 MODEL = Path("models/autoencoder.keras")
 TRAIN_REPORTS = Path("reports/train")
@@ -21,7 +23,7 @@ PREDICTIONS = Path("data/predictions")
 RECONSTRUCTIONS = PREDICTIONS / "reconstructions.npy"
 CODES = PREDICTIONS / "codes.npy"
 DECODED = PREDICTIONS / "decoded.npy"  # images decoded from codes the model never saw
-TRAIN_CODES = PREDICTIONS / "train_codes.npy"
+PROBE_CODES = PREDICTIONS / "probe_codes.npy"  # of the probe's labelled training images
 METRICS = Path("reports/metrics.json")
 
 EVALUATION = Path("reports/evaluation")

@@ -1,12 +1,12 @@
 """Encode and reconstruct the test images; score the reconstructions; decode codes never seen;
-encode the training images, for the evaluation's probe."""
+encode the labelled training images of the evaluation's probe."""
 
 import numpy as np
 
 from stages import noise, params, paths
 from stages.datasets import IMAGE_SIZE
 from stages.files import load_npy, save_json, save_npy
-from stages.metrics import mse, psnr
+from stages.metrics import mse, probe_picks, psnr
 from stages.runner import run
 
 
@@ -22,9 +22,10 @@ def main() -> None:
     save_npy(paths.CODES, codes)
     save_npy(paths.RECONSTRUCTIONS, reconstructions)
     save_npy(paths.DECODED, inference.decode_samples(autoencoder, codes, config.train.seed))
-    # The codes of what the model trained on, the training images (noised for a denoising one).
+    # The probe's images as the model trained on them (noised, for a denoising one).
+    picked = probe_picks(load_npy(paths.TRAIN_LABELS), config.data.seed)
     train_inputs = noise.training_inputs(load_npy(paths.TRAIN_IMAGES, mmap_mode="c"), config)
-    save_npy(paths.TRAIN_CODES, inference.encode(autoencoder, train_inputs))
+    save_npy(paths.PROBE_CODES, inference.encode(autoencoder, train_inputs[picked]))
     save_json(paths.METRICS, metrics)
     print(f"{paths.METRICS}: test BCE {metrics['test']['bce']:.4f}")
 

@@ -1,11 +1,12 @@
 """Decode the IDX files, scale pixels to float32 in [0, 1], flatten to 784, take the subsets;
-for one-class training, keep only the normal classes' training images."""
+for one-class training, keep only the normal classes' training images. Then the training images'
+principal components, the evaluation's PCA baseline: they depend on the data alone."""
 
 import numpy as np
 
 from stages import datasets, idx, params
 from stages.files import save_npy
-from stages.paths import RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from stages.paths import PCA_BASIS, RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from stages.runner import StageError, run
 
 
@@ -26,6 +27,7 @@ def main() -> None:
         train = images[kept], labels[kept], available
     save_split(train, TRAIN_IMAGES, TRAIN_LABELS)
     save_split(test, TEST_IMAGES, TEST_LABELS)
+    save_npy(PCA_BASIS, principal_components(datasets.scale_and_flatten(train[0])))
 
 
 def read_split(
@@ -64,6 +66,17 @@ def save_split(split: tuple[np.ndarray, np.ndarray, int], images_out, labels_out
     save_npy(images_out, datasets.scale_and_flatten(images))
     save_npy(labels_out, labels)
     print(f"{images_out}: {len(images)} of {available} images")
+
+
+def principal_components(images: np.ndarray) -> np.ndarray:
+    """The images' mean, then their principal components (as many as images, at most one per
+    pixel), strongest first: the eigenvectors of their covariance, as scikit-learn's PCA finds
+    them (svd_solver="covariance_eigh")."""
+    mean = images.mean(axis=0, dtype=np.float64)
+    centered = images - mean.astype(images.dtype)
+    variances, vectors = np.linalg.eigh((centered.T @ centered).astype(np.float64))
+    strongest = np.argsort(variances)[::-1][: min(images.shape)]
+    return np.vstack([mean, vectors[:, strongest].T])
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
 
 from scripts import anomaly
-from stages import evaluate, params
+from stages import evaluate, metrics, prepare
 from stages.metrics import anomalous
 from stages.runner import StageError
 from tests.conftest import copy_run, run
@@ -21,16 +22,6 @@ from tests.required import require
 from tests.test_plots_offline import CHROMIUM, NO_CHROMIUM, PAGE, plot_div, rendered
 
 RNG = np.random.default_rng(0)
-
-
-def config(encoding_dim: int, seed: int = 0) -> params.Params:
-    loaded = params.load()
-    return params.Params(
-        data=params.DataParams(**{**vars(loaded.data), "seed": seed}),
-        model=params.ModelParams(**{**vars(loaded.model), "encoding_dim": encoding_dim}),
-        train=loaded.train,
-        plot=loaded.plot,
-    )
 
 
 def test_a_perfect_score_has_auroc_1_and_a_threshold_between_inliers_and_outliers():
@@ -81,12 +72,17 @@ def test_a_test_set_without_inliers_or_outliers_is_one_line(which, outliers):
         evaluate.anomaly_detection(np.arange(10.0), np.full(10, outliers))
 
 
+def pca(train: np.ndarray, test: np.ndarray, encoding_dim: int) -> dict:
+    """The PCA baseline as the pipeline computes it: the basis in prepare, scores in evaluate."""
+    return evaluate.pca_baseline(prepare.principal_components(train), test, encoding_dim)
+
+
 def test_pca_is_fitted_on_the_training_images_and_scores_the_test_images():
     # The training images vary in pixels 0 to 4 only; the test images also have pixel 5 at 0.9,
     # which the training images' components cannot reach: it comes back as their 0.5.
     train, test = np.full((300, 784), 0.5), np.full((50, 784), 0.5)
     train[:, :5], test[:, :5], test[:, 5] = RNG.random((300, 5)), RNG.random((50, 5)), 0.9
-    scores = evaluate.pca_baseline(train, test, config(encoding_dim=5))
+    scores = pca(train, test, encoding_dim=5)
     assert scores["mse"] == pytest.approx(0.4**2 / 784)
 
 
@@ -94,21 +90,33 @@ def test_pca_of_data_of_known_rank_reconstructs_it_exactly_with_that_many_compon
     # Pixels in [0, 1] that lie in a 5-dimensional subspace: 5 components hold all of them.
     basis = RNG.random((5, 784)) / 5
     train, test = RNG.random((300, 5)) @ basis, RNG.random((50, 5)) @ basis
-    exact = evaluate.pca_baseline(train, test, config(encoding_dim=5))
+    exact = pca(train, test, encoding_dim=5)
     assert exact["mse"] < 1e-12 and exact["psnr"] > 100
-    short = evaluate.pca_baseline(train, test, config(encoding_dim=4))
+    short = pca(train, test, encoding_dim=4)
     assert short["mse"] > 1e-4
     assert exact["bce"] < short["bce"]
 
 
+def test_the_principal_components_are_scikit_learns():
+    images = RNG.random((200, 784)).astype(np.float32) ** 3  # skewed, as pixels are
+    basis = prepare.principal_components(images)
+    reference = PCA(svd_solver="covariance_eigh").fit(images)
+    np.testing.assert_allclose(basis[0], reference.mean_, atol=1e-6)
+    # The same directions (an eigenvector's sign is arbitrary), strongest first; 200 images span
+    # at most 199 of them after centring, so the last is noise in both and left out.
+    assert basis.shape == (1 + 200, 784)
+    cosines = np.abs(np.sum(basis[1:50] * reference.components_[:49], axis=1))
+    np.testing.assert_allclose(cosines, 1, atol=1e-4)
+
+
 def test_the_probe_picks_ten_of_each_class_by_the_seed():
     labels = np.repeat(np.arange(10), 50)
-    picked = evaluate.probe_picks(labels, seed=0)
+    picked = metrics.probe_picks(labels, seed=0)
     assert len(picked) == 100 and (np.bincount(labels[picked]) == 10).all()
-    assert np.array_equal(picked, evaluate.probe_picks(labels, seed=0))
-    assert not np.array_equal(picked, evaluate.probe_picks(labels, seed=1))
+    assert np.array_equal(picked, metrics.probe_picks(labels, seed=0))
+    assert not np.array_equal(picked, metrics.probe_picks(labels, seed=1))
     # A class with fewer than ten gives all it has.
-    assert len(evaluate.probe_picks(np.array([0] * 3 + [1] * 20), seed=0)) == 13
+    assert len(metrics.probe_picks(np.array([0] * 3 + [1] * 20), seed=0)) == 13
 
 
 def test_the_probe_separates_separated_classes_and_not_shuffled_labels():
