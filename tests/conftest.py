@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -109,7 +109,6 @@ TUTORIAL = ModelParams(
 # The tutorial's family as the tests build it: each variant's changes to TUTORIAL, and its noise.
 # Small convolutions: what a test checks of the conv kind does not depend on how wide it is.
 KINDS = list(params.KINDS)
-STAGES = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])  # in their order
 VARIANTS = {
     **{kind: ({"kind": kind}, 0.0) for kind in KINDS},
     "conv": ({"kind": "conv", "filters": (8, 8)}, 0.0),
@@ -120,6 +119,64 @@ VARIANTS = {
 
 def variant_model(variant: str) -> ModelParams:
     return dataclasses.replace(TUTORIAL, **VARIANTS[variant][0])
+
+
+# The pipeline as dvc.yaml declares it: the tests take its stages, their outputs and which stages a
+# change reruns from there, so that a new stage needs no list of its own here.
+PIPELINE = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+STAGES = list(PIPELINE)  # in their order
+
+
+def outputs(stage: str) -> list[str]:
+    """What dvc.yaml says the stage writes: its outs, metrics and plots (files or folders)."""
+    declared = PIPELINE[stage]
+    return [
+        next(iter(output)) if isinstance(output, dict) else output
+        for field in ("outs", "metrics", "plots")
+        for output in declared.get(field, [])
+    ]
+
+
+def output_files(repo: Path, output: str) -> list[Path]:
+    """The files at a declared output in a repo: the file, or each file in the folder."""
+    path = repo / output
+    return [path] if path.is_file() else sorted(file for file in path.rglob("*") if file.is_file())
+
+
+def _within(path: str, folder: str, separator: str = "/") -> bool:
+    return path == folder or path.startswith(folder + separator)
+
+
+def upstream(stage: str) -> set[str]:
+    """The stages that write what dvc.yaml lists among this stage's deps (a file, or a folder)."""
+    deps = PIPELINE[stage].get("deps", [])
+    return {
+        other
+        for other in STAGES
+        for output in outputs(other)
+        if any(_within(dep, output) or _within(output, dep) for dep in deps)
+    }
+
+
+def rerun_by(keys: Iterable[str] = (), files: Iterable[str] = ()) -> list[str]:
+    """The stages `dvc repro` reruns after these params keys or files change, as dvc.yaml says:
+    the stages that list them (or their section, or a folder holding them), and every stage
+    downstream of those, at any depth; in dvc.yaml's order. Each output of a stage that reruns
+    counts as changed: a stage reading only outputs that come out the same would not rerun."""
+    keys, files = list(keys), list(files)
+    rerun = {
+        stage
+        for stage in STAGES
+        if any(
+            _within(key, listed, ".")
+            for key in keys
+            for listed in PIPELINE[stage].get("params", [])
+        )
+        or any(_within(file, dep) for file in files for dep in PIPELINE[stage].get("deps", []))
+    }
+    while downstream := {stage for stage in STAGES if upstream(stage) & rerun} - rerun:
+        rerun |= downstream
+    return [stage for stage in STAGES if stage in rerun]
 
 
 SAMPLE_PARAMS = {

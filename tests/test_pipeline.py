@@ -13,36 +13,24 @@ import yaml
 from stages import download, idx
 from stages.datasets import TEST_IMAGES_GZ
 from tests.conftest import (
+    PIPELINE,
     REPO,
     SAMPLE_PARAMS,
     STAGES,
     copy_run,
     mean_image_bce,
+    output_files,
+    outputs,
     ran_or_restored,
+    rerun_by,
     run,
     set_params,
+    upstream,
 )
 from tests.test_determinism import snapshot
 
 # The figures the plot stage draws, as dvc.yaml lists them: reports/figures/NAME.png.
-FIGURE_NAMES = [
-    Path(next(iter(plot))).stem
-    for plot in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["plot"]["plots"]
-]
-OUTPUTS = [
-    "data/raw/train-images-idx3-ubyte.gz",
-    "data/prepared/train_images.npy",
-    "data/prepared/test_labels.npy",
-    "models/autoencoder.keras",
-    "reports/train/metrics.json",
-    "reports/train/plots/metrics/train/loss.tsv",
-    "reports/train/plots/metrics/eval/loss.tsv",
-    "data/predictions/reconstructions.npy",
-    "data/predictions/codes.npy",
-    "data/predictions/decoded.npy",
-    "reports/metrics.json",
-    *(f"reports/figures/{name}.png" for name in FIGURE_NAMES),
-]
+FIGURE_NAMES = [Path(next(iter(plot))).stem for plot in PIPELINE["plot"]["plots"]]
 
 
 def dvc(repo: Path, *args: str, env: dict | None = None) -> str:
@@ -54,9 +42,21 @@ def repro(repo: Path) -> list[str]:
     return ran_or_restored(dvc(repo, "repro"))
 
 
+def assert_ran(ran: list[str], expected: list[str]) -> None:
+    """DVC ran (or restored) exactly the expected stages, each once and after those it needs.
+
+    The tests take what a change reruns from dvc.yaml (rerun_by), and say besides which of the
+    stages they know must rerun, and where the rerun starts: a stage that loses a dep in dvc.yaml
+    drops out of both DVC's rerun and rerun_by's, but not out of that.
+    """
+    assert sorted(ran) == sorted(expected), ran
+    for place, stage in enumerate(ran):
+        assert upstream(stage) & set(ran) <= set(ran[:place]), ran
+
+
 def test_a_fresh_repo_runs_every_stage_downloading_over_http(first_sample_run):
     _, output = first_sample_run
-    assert ran_or_restored(output) == STAGES
+    assert_ran(ran_or_restored(output), STAGES)
     assert "is cached" not in output  # a fresh repo: every stage really ran
     for name in download.CHECKSUMS["mnist_sample"]:
         assert f"{name}: verified, from $DATA_MIRROR" in output, output
@@ -94,8 +94,9 @@ def encoding_dim_16(sample_run, tmp_path_factory) -> Rerun:
 
 
 def test_every_output_exists(sample_repo):
-    for output in OUTPUTS:
-        assert (sample_repo / output).is_file(), output
+    for stage in STAGES:
+        for output in outputs(stage):
+            assert output_files(sample_repo, output), output  # a file, or a folder of some
 
 
 def test_metrics_are_finite_and_sensible(sample_repo):
@@ -139,14 +140,17 @@ def test_nothing_changed_nothing_runs(sample_repo):
 
 @pytest.mark.slow
 def test_model_kind_reruns_train_onward_only(sample_repo):
-    set_params(sample_repo / "params.yaml", {"model.kind": "deep", "train.epochs": 1})
-    assert repro(sample_repo) == ["train", "predict", "plot", "evaluate"]
+    changes = {"model.kind": "deep", "train.epochs": 1}
+    set_params(sample_repo / "params.yaml", changes)
+    ran = repro(sample_repo)
+    assert_ran(ran, rerun_by(changes))
+    assert ran[0] == "train" and {"predict", "plot", "evaluate"} <= set(ran)
 
 
 @pytest.mark.slow
 def test_the_dataset_reruns_everything_from_download(sample_repo):
     set_params(sample_repo / "params.yaml", {"data.dataset": "fashion_mnist_sample"})
-    assert repro(sample_repo) == STAGES
+    assert_ran(repro(sample_repo), STAGES)
     garments = idx.read(REPO / "tests/data/fashion_mnist_sample" / TEST_IMAGES_GZ)
     prepared = np.load(sample_repo / "data/prepared/test_images.npy")
     np.testing.assert_array_equal(prepared, garments.reshape(500, 784) / np.float32(255))
@@ -154,7 +158,9 @@ def test_the_dataset_reruns_everything_from_download(sample_repo):
 
 def test_n_images_reruns_the_figures_only(sample_repo):
     set_params(sample_repo / "params.yaml", {"plot.n_images": 4})
-    assert repro(sample_repo) == ["plot", "evaluate"]
+    ran = repro(sample_repo)
+    assert_ran(ran, rerun_by(["plot.n_images"]))
+    assert {"plot", "evaluate"} <= set(ran) and not {"train", "predict"} & set(ran)
     figure = matplotlib.image.imread(sample_repo / "reports/figures/reconstructions.png")
     assert figure.shape[1] == round(100 * (1.2 * 4 + 1.2))
 
@@ -162,12 +168,24 @@ def test_n_images_reruns_the_figures_only(sample_repo):
 @pytest.mark.slow
 def test_train_size_reruns_prepare_onwards_but_not_download(sample_repo):
     set_params(sample_repo / "params.yaml", {"data.train_size": 1500})
-    assert repro(sample_repo) == ["prepare", "train", "predict", "plot", "evaluate"]
+    ran = repro(sample_repo)
+    assert_ran(ran, rerun_by(["data.train_size"]))
+    assert ran[0] == "prepare" and {"train", "predict", "plot", "evaluate"} <= set(ran)
+
+
+def test_a_change_to_the_figures_code_reruns_the_stages_that_draw_figures_only(sample_repo):
+    with (sample_repo / "stages/figures.py").open("a") as code:
+        code.write("# a comment changes the file's hash\n")
+    ran = repro(sample_repo)
+    assert_ran(ran, rerun_by(files=["stages/figures.py"]))
+    assert {"plot", "evaluate"} <= set(ran) and not {"train", "predict"} & set(ran)
 
 
 @pytest.mark.slow
 def test_encoding_dim_reruns_train_onward_only(encoding_dim_16):
-    assert encoding_dim_16.stages == ["train", "predict", "plot", "evaluate"]
+    ran = encoding_dim_16.stages
+    assert_ran(ran, rerun_by(["model.encoding_dim"]))
+    assert ran[0] == "train" and {"predict", "plot", "evaluate"} <= set(ran)
     assert encoding_dim_16.stages_again == []
 
 
@@ -189,7 +207,7 @@ def test_params_that_ran_before_are_restored_from_the_run_cache_not_run(encoding
     set_params(repo / "params.yaml", {"model.encoding_dim": 16})
     output = dvc(repo, "repro")
     assert "Running stage" not in output, output
-    assert ran_or_restored(output) == ["train", "predict", "plot", "evaluate"]
+    assert_ran(ran_or_restored(output), encoding_dim_16.stages)
     assert snapshot(repo) == encoding_dim_16.outputs
 
     set_params(repo / "params.yaml", {"model.encoding_dim": 36})
@@ -202,10 +220,19 @@ def test_params_that_ran_before_are_restored_from_the_run_cache_not_run(encoding
 
 def test_plots_are_declared_for_dvc_plots(sample_repo):
     shown = json.loads(dvc(sample_repo, "plots", "show", "--json"))["data"]
-    curves = [f"reports/train/plots/metrics/{name}/loss.tsv" for name in ("eval", "train")]
-    figures = [f"reports/figures/{name}.png" for name in FIGURE_NAMES]
-    evaluation = ["reports/evaluation/roc.json", "reports/evaluation/anomaly.png"]
-    assert sorted(shown) == sorted(["Loss per epoch", *curves, *figures, *evaluation])
+    # Each plot dvc.yaml declares: a file, or each file in a folder; then the top-level plots.
+    files = [
+        str(path.relative_to(sample_repo))
+        for stage in STAGES
+        for plot in PIPELINE[stage].get("plots", [])
+        for path in output_files(sample_repo, next(iter(plot)))
+    ]
+    top_level = [
+        next(iter(plot)) for plot in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+    ]
+    assert sorted(shown) == sorted([*top_level, *files])
+    curves = {f"reports/train/plots/metrics/{name}/loss.tsv" for name in ("train", "eval")}
+    assert curves <= set(shown)  # a folder's plots, each file on its own
     curve = shown["Loss per epoch"][0]["content"]["data"]["values"]
     assert len(curve) == 2 * SAMPLE_PARAMS["train.epochs"]  # train and validation, each epoch
 
@@ -229,6 +256,5 @@ def imported_stage_modules(module: str, seen: set | None = None) -> set[str]:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_dvc_yaml_lists_exactly_the_modules_each_stage_imports(stage):
-    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
-    code_deps = {dep for dep in declared if dep.startswith("stages/")}
+    code_deps = {dep for dep in PIPELINE[stage]["deps"] if dep.startswith("stages/")}
     assert code_deps == imported_stage_modules(stage)
