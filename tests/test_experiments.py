@@ -15,12 +15,14 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+import yaml
 
 from benchmarks.scaling import free_ports
 from benchmarks.slurm_cluster import jobs
 from scripts import slurm as slurm_executor
 from stages.paths import MODEL
 from tests.conftest import (
+    PIPELINE,
     SAMPLE_PARAMS,
     TIMEOUT_SECONDS,
     copy_repo,
@@ -288,6 +290,19 @@ def no_dvc_remote(repo: Path) -> None:
     run(["git", "push", "-q"], repo)
 
 
+def in_dvc_cache(repo: Path) -> tuple[int, str]:
+    """How many entries `dvc status --cloud` lists for the outputs in DVC's cache, as dvc.lock
+    records them (a folder: itself and each file in it), and the first three files by name."""
+    cached = {path for stage in PIPELINE.values() for path in stage.get("outs", [])}
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    outs = [
+        out for stage in lock.values() for out in stage.get("outs", []) if out["path"] in cached
+    ]
+    count = sum(1 + out.get("nfiles", 0) if out["md5"].endswith(".dir") else 1 for out in outs)
+    files = sorted(out["path"] for out in outs if not out["md5"].endswith(".dir"))
+    return count, ", ".join(files[:3])
+
+
 @pytest.mark.parametrize(
     ("make_it_so", "problem"),
     [
@@ -309,9 +324,8 @@ def no_dvc_remote(repo: Path) -> None:
         ),
         (
             lambda repo: shutil.rmtree(repo.parent / "storage"),
-            "the DVC remote storage lacks 14 of this commit's outputs (data/predictions/codes.npy, "
-            "data/predictions/decoded.npy, data/predictions/reconstructions.npy, ...); allowed: "
-            "dvc push first",
+            "the DVC remote storage lacks {count} of this commit's outputs ({first}, ...); "
+            "allowed: dvc push first",
         ),
         (None, "sbatch is not on the PATH; allowed: run this where Slurm's commands are"),
         (
@@ -335,7 +349,10 @@ def test_what_would_fail_every_task_is_one_line_before_anything_is_submitted(
     result = run(on_slurm("sweep", "--dims", "4"), repo, environment, check=False)
     assert result.returncode == 1
     commit = run(["git", "rev-parse", "--short=7", "HEAD"], repo).stdout.strip()
-    expected = problem.format(commit=commit, origin=tmp_path / "origin.git")
+    count, first = in_dvc_cache(repo)
+    expected = problem.format(
+        commit=commit, origin=tmp_path / "origin.git", count=count, first=first
+    )
     assert error_line(result.stderr) == f"error: nothing was submitted to Slurm: {expected}"
     assert "preparing" not in result.stdout
     assert not (repo / ".dvc/tmp/slurm").exists()
