@@ -42,6 +42,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerParameters=sched_interval=2
+KillWait=2
 ReturnToService=2
 MpiDefault=none
 NodeName=localhost CPUs=2 State=UNKNOWN

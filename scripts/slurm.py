@@ -32,7 +32,7 @@ LOGS = Path(".dvc/tmp/slurm")  # each task's log, JOB_TASK.log, and the job's sc
 CHECKPOINTS = LOGS / "checkpoints"
 TASK_BODY = Path(__file__).with_name("slurm_experiment.sh")
 POLL_SECONDS = 2.0
-SETTLE_SECONDS = 40.0
+SETTLE_MARGIN_SECONDS = 10.0  # beyond the cluster's KillWait (see wait_for)
 # Slurm's job states, as the progress line counts them; any other state is a failure.
 PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 RUNNING = {"RUNNING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "SIGNALING", "RESIZING"}
@@ -225,6 +225,7 @@ def submit(script: str, options: list[str]) -> str:
 def wait_for(job: str, tasks: int) -> None:
     """Wait until no task of the job is pending or running, printing the counts as they change."""
     shown, since = "", {}  # each task's state, and since when the polls have seen it
+    settle = kill_wait_seconds() + SETTLE_MARGIN_SECONDS
     while True:
         states = task_states(job, tasks)
         if states is None:  # the controller did not answer this time (busy, restarting)
@@ -234,13 +235,11 @@ def wait_for(job: str, tasks: int) -> None:
         for index, state in states.items():
             if since.get(index, ("",))[0] != state:
                 since[index] = (state, now)
-        # A task has failed once its failure has held for SETTLE_SECONDS: one that Slurm requeues
-        # or preempts shows as FAILED while its processes are killed (KillWait, 30 s by default),
-        # then PENDING again. Until then it counts as running.
+        # A task has failed once its failure has held for `settle` seconds: one that Slurm
+        # requeues or preempts shows as FAILED while its processes are killed (the cluster's
+        # KillWait), then PENDING again. Until then it counts as running.
         counts = Counter(
-            "running"
-            if progress(state) == "failed" and now - seen < SETTLE_SECONDS
-            else progress(state)
+            "running" if progress(state) == "failed" and now - seen < settle else progress(state)
             for state, seen in since.values()
         )
         line = f"Slurm job {job}: " + ", ".join(
@@ -252,6 +251,13 @@ def wait_for(job: str, tasks: int) -> None:
         if not counts["pending"] and not counts["running"]:
             return
         time.sleep(POLL_SECONDS)
+
+
+def kill_wait_seconds() -> float:
+    """The cluster's KillWait, as `scontrol show config` gives it; Slurm's default, 30 s, if not."""
+    shown = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
+    found = re.search(r"^KillWait\s*=\s*(\d+)", shown.stdout, flags=re.M)
+    return float(found.group(1)) if found else 30.0
 
 
 def task_states(job: str, tasks: int) -> dict[int, str] | None:
