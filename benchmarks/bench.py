@@ -196,13 +196,13 @@ def main() -> None:
             "whole pipeline, cold `dvc repro`",
             script_seconds,
             median(r["seconds"] for r in cold),
-            "<= 0.7x",
+            "<= 0.45x",
         ),
         (
             "`dvc repro` after encoding_dim changes",
             script_seconds,
             median(r["seconds"] for r in changed),
-            "<= 0.45x",
+            "<= 0.35x",
         ),
         (
             "peak RSS, MiB (train stage)",
@@ -221,7 +221,7 @@ def main() -> None:
         f"{median(r['seconds'] for r in trivial):.2f} | "
         f"{median(r['seconds'] for r in unchanged):.2f} | "
         f"{median(r['seconds'] for r in unchanged) / median(r['seconds'] for r in trivial):.2f}x "
-        "| <= 1.2x |"
+        "| <= 1.15x |"
     )
     print(
         f"| final val_loss | {tutorial_fit[2]:.5f} | {project_fit[2]:.5f} "
