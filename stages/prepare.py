@@ -25,9 +25,9 @@ def main() -> None:
                 f"{len(labels)} training images; allowed: a larger data.train_size"
             )
         train = images[kept], labels[kept], available
-    save_split(train, TRAIN_IMAGES, TRAIN_LABELS)
+    train_images = save_split(train, TRAIN_IMAGES, TRAIN_LABELS)
     save_split(test, TEST_IMAGES, TEST_LABELS)
-    save_npy(PCA_BASIS, principal_components(datasets.scale_and_flatten(train[0])))
+    save_npy(PCA_BASIS, principal_components(train_images))
 
 
 def read_split(
@@ -61,11 +61,14 @@ def read_split(
     return images, labels, available
 
 
-def save_split(split: tuple[np.ndarray, np.ndarray, int], images_out, labels_out) -> None:
+def save_split(split: tuple[np.ndarray, np.ndarray, int], images_out, labels_out) -> np.ndarray:
+    """Save a split's images as the models take them, and its labels; return those images."""
     images, labels, available = split
-    save_npy(images_out, datasets.scale_and_flatten(images))
+    scaled = datasets.scale_and_flatten(images)
+    save_npy(images_out, scaled)
     save_npy(labels_out, labels)
     print(f"{images_out}: {len(images)} of {available} images")
+    return scaled
 
 
 def principal_components(images: np.ndarray) -> np.ndarray:
