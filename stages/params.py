@@ -1,8 +1,8 @@
 """params.yaml, validated once: typed values for the stages, or one line saying what is wrong.
 
 Each key is declared once, as a field of its section's dataclass with the rule its value must
-pass; `load()` walks them in order. params.yaml's comments say what each means; dvc.yaml lists the
-stages that read it (a test checks that against their code).
+pass; `parse()` checks them in order. params.yaml's comments say what each means; dvc.yaml lists
+the stages that read it (a test checks that against their code).
 """
 
 import math
@@ -18,14 +18,16 @@ from stages.datasets import DATASETS, IMAGE_SIZE
 from stages.paths import PARAMS
 from stages.runner import StageError
 
-# The valid values of the keys that choose among names.
 KINDS = ("dense", "deep", "conv", "vae")  # stages/model.py builds each
 # auto: one device; mirrored: one machine's GPUs (or logical CPUs); multi_worker: TF_CONFIG's
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adadelta", "sgd", "rmsprop", "adagrad", "adamw", "nadam")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "linear", "elu", "selu", "gelu", "swish", "softplus")
 OUTPUT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")  # binary cross-entropy needs outputs in [0, 1]
-MAX_SEED = 2**32 - 1
+
+
+class ParamsError(StageError):
+    """A params.yaml key that is missing, unknown, or has a value outside what is allowed."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -38,26 +40,21 @@ _Loader.add_implicit_resolver(
     list("-+0123456789"),
 )
 
-
-class ParamsError(StageError):
-    """A params.yaml key that is missing, unknown, or has a value outside what is allowed."""
-
-
-class Invalid(Exception):
-    """A value a rule does not allow; `key` when it is a key inside the value (data.mirrors)."""
-
-    def __init__(self, problem: str | None = None, allowed: str | None = None, key: str = ""):
-        self.problem, self.allowed, self.key = problem, allowed, key
-
-
-# Cut short, however large: YAML aliases can make a 2 KB file a value of millions of items.
+# repr(value) cut short, however large: YAML aliases can make a 2 KB file a value of millions.
 _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxtuple, _SHOWN.maxdict = 1, 10, 10, 4
 _SHOWN.maxstring = _SHOWN.maxother = 60
-shown = _SHOWN.repr  # repr(value), cut short: how an error line shows a value
+shown = _SHOWN.repr
 
-# What a rule may read of the keys before its own: {"data": {"dataset": "mnist", ...}}.
-Loaded = dict[str, dict]
+Loaded = dict[str, dict]  # the keys before, which a rule may read: {"data": {"dataset": ...}}
+
+
+class Invalid(Exception):
+    """A value a rule refuses, saying more than its words: the problem, or the key inside the
+    value (data.mirrors.NAME) and what it allows."""
+
+    def __init__(self, problem: str, allowed: str | None = None, key: str = ""):
+        self.problem, self.allowed, self.key = problem, allowed, key
 
 
 @dataclass(frozen=True)
@@ -71,11 +68,6 @@ class Rule:
 
     def allowed(self, loaded: Loaded) -> str:
         return self.words(loaded) if callable(self.words) else self.words
-
-    def parse(self, value, loaded: Loaded):
-        if not self.test(value, loaded):
-            raise Invalid
-        return self.typed(value)
 
 
 def _is_number(value) -> bool:
@@ -97,13 +89,12 @@ def between(low: int, high: int | Callable[[Loaded], int], integer: bool = True)
 
 def integers(most: int, high: int) -> Rule:
     """A list of 1 to `most` integers from 1 to `high`: layer widths or channels."""
-    each = between(1, high).test
     return Rule(
         f"a list of 1 to {most} integers from 1 to {high}",
-        lambda value, loaded: (
+        lambda value, _: (
             isinstance(value, list)
             and 1 <= len(value) <= most
-            and all(each(item, loaded) for item in value)
+            and all(type(item) is int and 1 <= item <= high for item in value)
         ),
         tuple,
     )
@@ -113,12 +104,11 @@ def choice(choices: tuple[str, ...]) -> Rule:
     return Rule(", ".join(choices), lambda value, _: value in choices)
 
 
-POSITIVE = Rule("a finite number greater than 0", lambda v, _: _is_number(v) and v > 0, float)
-FRACTION = between(0, 1, integer=False)
-BOOLEAN = Rule("true or false", lambda value, _: isinstance(value, bool))
+def _dataset(loaded: Loaded):
+    return DATASETS[loaded["data"]["dataset"]]
 
 
-def _mirrors(value, loaded: Loaded) -> bool:
+def _mirrors(value, _) -> bool:
     for dataset, sources in value.items() if isinstance(value, dict) else ():
         if dataset not in DATASETS:
             raise Invalid("is not a known dataset", ", ".join(DATASETS), key=dataset)
@@ -127,40 +117,41 @@ def _mirrors(value, loaded: Loaded) -> bool:
     return isinstance(value, dict)
 
 
+def _classes(value, loaded: Loaded) -> bool:
+    labels, count = [value] if type(value) is int else value, len(_dataset(loaded).classes)
+    if value == "all" or not isinstance(labels, list) or not all(type(i) is int for i in labels):
+        return value == "all"
+    why = (
+        (not labels and "no class")
+        or (not all(0 <= label < count for label in labels) and "out of range")
+        or (len(set(labels)) != len(labels) and "a class repeated")
+        or (len(labels) == count and "every class, where a subset is needed (all says that)")
+    )
+    if why:
+        raise Invalid(f"is {shown(value)}, {why}")
+    return True
+
+
+POSITIVE = Rule("a finite number greater than 0", lambda v, _: _is_number(v) and v > 0, float)
+FRACTION = between(0, 1, integer=False)
+BOOLEAN = Rule("true or false", lambda value, _: isinstance(value, bool))
+SEED = between(0, 2**32 - 1)
 MIRRORS = Rule("a mapping from dataset name to a list of URLs or folders", _mirrors)
+# all, or some of the dataset's classes by label: a list of distinct integers, or one.
+CLASSES = Rule(
+    lambda loaded: (
+        "all, or a list of distinct integers from 0 to "
+        f"{len(_dataset(loaded).classes) - 1}, fewer than all"
+    ),
+    _classes,
+    lambda value: (
+        None if value == "all" else tuple(sorted([value] if type(value) is int else value))
+    ),
+)
 
 
-def _dataset(loaded: Loaded):
-    return DATASETS[loaded["data"]["dataset"]]
-
-
-class Classes:
-    """`all`, or some of the dataset's classes by label: a list of distinct integers, or one."""
-
-    def allowed(self, loaded: Loaded) -> str:
-        last = len(_dataset(loaded).classes) - 1
-        return f"all, or a list of distinct integers from 0 to {last}, fewer than all"
-
-    def parse(self, value, loaded: Loaded) -> tuple[int, ...] | None:
-        if value == "all":
-            return None
-        labels, count = [value] if type(value) is int else value, len(_dataset(loaded).classes)
-        if not isinstance(labels, list) or not all(type(label) is int for label in labels):
-            raise Invalid
-        why = (
-            (not labels and "no class")
-            or (not all(0 <= label < count for label in labels) and "out of range")
-            or (len(set(labels)) != len(labels) and "a class repeated")
-            or (len(labels) == count and "every class, where a subset is needed (all says that)")
-        )
-        if why:
-            raise Invalid(f"is {shown(value)}, {why}")
-        return tuple(sorted(labels))
-
-
-def key(rule: Rule | Classes):
-    """A params.yaml key and the rule its value must pass (params.yaml's comments say what it
-    means, dvc.yaml which stages read it)."""
+def key(rule: Rule):
+    """A params.yaml key and the rule its value must pass."""
     return field(metadata={"rule": rule})
 
 
@@ -170,9 +161,8 @@ class DataParams:
     mirrors: dict[str, list[str]] = key(MIRRORS)
     train_size: int = key(between(1, lambda loaded: _dataset(loaded).train_count))
     test_size: int = key(between(1, lambda loaded: _dataset(loaded).test_count))
-    seed: int = key(between(0, MAX_SEED))
-    # After seed: a rule reads the keys above it.
-    normal_classes: tuple[int, ...] | None = key(Classes())
+    seed: int = key(SEED)
+    normal_classes: tuple[int, ...] | None = key(CLASSES)  # after dataset: it reads it
 
 
 @dataclass(frozen=True)
@@ -194,7 +184,7 @@ class TrainParams:
     epochs: int = key(between(1, 10_000))
     batch_size: int = key(between(1, 65_536))
     shuffle: bool = key(BOOLEAN)
-    seed: int = key(between(0, MAX_SEED))
+    seed: int = key(SEED)
     noise_factor: float = key(FRACTION)
     strategy: str = key(choice(STRATEGIES))
     devices: int = key(between(1, 64))
@@ -228,12 +218,11 @@ def declared() -> dict[str, dict]:
 def load(path: Path = PARAMS) -> Params:
     """Read and validate the whole of params.yaml; raise ParamsError on the first bad key."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return parse(path.read_text(encoding="utf-8"), path)
     except OSError as error:
         raise ParamsError(f"{path}: cannot be read ({error.strerror})") from None
     except UnicodeDecodeError:
         raise ParamsError(f"{path}: is not UTF-8 text") from None
-    return parse(text, path)
 
 
 def parse(text: str, path: Path | str = PARAMS) -> Params:
@@ -269,16 +258,17 @@ def parse(text: str, path: Path | str = PARAMS) -> Params:
     loaded: Loaded = {name: {} for name in SECTIONS}
     for dotted, declaration in declared().items():
         section, name = dotted.split(".")
-        rule, allowed = declaration["rule"], declaration["rule"].allowed(loaded)
+        rule = declaration["rule"]
         if name not in document[section]:
-            raise fail(dotted, "is missing", allowed)
+            raise fail(dotted, "is missing", rule.allowed(loaded))
         value = document[section][name]
         try:
-            typed = loaded[section][name] = rule.parse(value, loaded)
+            if not rule.test(value, loaded):
+                raise Invalid(f"is {shown(value)}")
         except Invalid as invalid:
             inner = f"{dotted}.{invalid.key}" if invalid.key else dotted
-            problem = invalid.problem or f"is {shown(value)}"
-            raise fail(inner, problem, invalid.allowed or allowed) from None
+            raise fail(inner, invalid.problem, invalid.allowed or rule.allowed(loaded)) from None
+        typed = loaded[section][name] = rule.typed(value)
         if dotted == "model.l1" and typed > 0 and loaded["model"]["kind"] == "vae":
             # A VAE's code is a distribution that its KL term already pulls towards N(0, I).
             raise fail(dotted, f"is {shown(typed)} with model.kind vae", "0 for a vae")
