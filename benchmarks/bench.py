@@ -24,7 +24,7 @@ import yaml
 
 from benchmarks.common import ENV, REPO, epoch_seconds
 from scripts.family import VARIANTS
-from stages.paths import TRAIN_REPORTS
+from stages.common.paths import TRAIN_REPORTS
 
 NO_OP_REPEATS = 5  # no-op `dvc repro` measurements per run, of this project and of DVC's floor
 
@@ -86,7 +86,8 @@ KIND_FIT = textwrap.dedent("""
     import json, time
     import keras
     import numpy as np
-    from stages import model, noise, params
+    from stages import model, noise
+    from stages.common import params
 
     config = params.load()
     x_train = np.load("data/prepared/train_images.npy")

@@ -14,9 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages import noise, params
-from stages.files import load_npy
-from stages.paths import TEST_IMAGES, TRAIN_IMAGES
+from stages import noise
+from stages.common import params
+from stages.common.files import load_npy
+from stages.common.paths import TEST_IMAGES, TRAIN_IMAGES
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.common import ENV, REPO, epoch_seconds
-from stages.paths import PARAMS, PREPARED, TRAIN_REPORTS
+from stages.common.paths import PARAMS, PREPARED, TRAIN_REPORTS
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import argparse
 from pathlib import Path
 
 from scripts import experiments
-from stages import params
-from stages.datasets import DATASETS
+from stages.common import params
+from stages.common.datasets import DATASETS
 
 ANOMALY = Path("reports/anomaly")
 # Each kind of params.KINDS as settings on top of params.yaml: 30 epochs of one class's 6000

@@ -24,7 +24,7 @@ import dvc.api
 
 from scripts import slurm
 from scripts.slurm import settings_args
-from stages.files import atomic_path
+from stages.common.files import atomic_path
 
 PREPARING = "prepared-data"  # the experiments that prepare shared data start so; removed once run
 

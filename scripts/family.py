@@ -19,9 +19,10 @@ import dvc.api
 import numpy as np
 
 from scripts import experiments
-from stages import figures, noise, params
-from stages.datasets import DATASETS
-from stages.paths import RECONSTRUCTIONS, TEST_IMAGES
+from stages import figures, noise
+from stages.common import params
+from stages.common.datasets import DATASETS
+from stages.common.paths import RECONSTRUCTIONS, TEST_IMAGES
 
 FAMILY = Path("reports/family")
 SHOWN = 8  # test images in the figure

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import epoch_seconds
-from stages import params
+from stages.common import params
 
 EPOCHS = 2
 SAMPLE = ["data.dataset=mnist_sample", "data.train_size=2000", "data.test_size=500"]

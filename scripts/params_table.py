@@ -3,8 +3,8 @@ dvc.yaml lists them): `python -m scripts.params_table`. params.yaml's comments s
 
 import yaml
 
-from stages import params
-from stages.paths import DVC_YAML
+from stages.common import params
+from stages.common.paths import DVC_YAML
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dvc_render.html import HTML
 
-from stages.files import atomic_path
+from stages.common.files import atomic_path
 
 TEMPLATE = Path("plots/template.html")
 # Each package's minified browser build, build/<name>.min.js, in the order they must load.

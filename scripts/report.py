@@ -23,7 +23,7 @@ import matplotlib.image
 import matplotlib.pyplot as plt
 
 from stages import figures
-from stages.files import atomic_path
+from stages.common.files import atomic_path
 
 REPORT = Path("reports/report.md")
 ASSETS = Path("reports/report")  # pictures, linked from the report by relative paths

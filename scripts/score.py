@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stages.datasets import IMAGE_SIDE, IMAGE_SIZE, scale_and_flatten
-from stages.files import atomic_path
+from stages.common.datasets import IMAGE_SIDE, IMAGE_SIZE, scale_and_flatten
+from stages.common.files import atomic_path
+from stages.common.paths import EVALUATION_METRICS, MODEL
+from stages.common.runner import StageError, gist, run
 from stages.metrics import anomalous, reconstruction_errors
-from stages.paths import EVALUATION_METRICS, MODEL
-from stages.runner import StageError, gist, run
 
 PATHS_ALLOWED = "a folder of .png files, a .png file or a .npy array"
 PNG_ALLOWED = "a PNG image of any size, light on dark"

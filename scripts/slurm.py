@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from dvc.repo.experiments.utils import gen_random_name
 
-from stages.paths import DVC_YAML
+from stages.common.paths import DVC_YAML
 
 LOGS = Path(".dvc/tmp/slurm")  # each task's log, JOB_TASK.log, and the job's script, JOB.sh
 # The tasks' training checkpoints: in the workspace, which the nodes share, not in a task's clone,

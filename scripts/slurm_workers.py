@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 
-from stages.runner import StageError, run
+from stages.common.runner import StageError, run
 
 PORTS_FROM = 20000
 PORT_BLOCKS = 2500

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 
 from scripts import experiments
 from stages import figures
-from stages.datasets import IMAGE_SIZE
+from stages.common.datasets import IMAGE_SIZE
 
 DEFAULT_DIMS = "2,4,8,16,32,36,64,128"
 SWEEP = Path("reports/sweep")

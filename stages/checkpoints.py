@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.common.files import atomic_path
+from stages.common.params import Params
+from stages.common.paths import TEST_IMAGES, TRAIN_IMAGES
+from stages.common.runner import gist
 from stages.distribute import Cluster, LostWorker
-from stages.files import atomic_path
-from stages.params import Params
-from stages.paths import TEST_IMAGES, TRAIN_IMAGES
-from stages.runner import gist
 
 RESUME_VARIABLE = "TRAIN_RESUME"  # "0": forget this run's checkpoint, start from epoch 1
 FOLDER = Path(".dvc/tmp/checkpoints")  # in the DVC project
@@ -149,7 +149,7 @@ def for_this_run(config: Params, cluster: Cluster) -> Checkpoint | None:
     )
     if root is None:
         return None
-    files = [*sorted(Path("stages").glob("*.py")), TRAIN_IMAGES, TEST_IMAGES]  # code and data
+    files = [*sorted(Path("stages").rglob("*.py")), TRAIN_IMAGES, TEST_IMAGES]  # code and data
     key = {
         "params": repr((config.model, config.train, config.data.seed)),
         "files": {str(path): md5_of(path) for path in files},

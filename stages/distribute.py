@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stages import runner
-from stages.params import Params
-from stages.runner import StageError
+from stages.common import runner
+from stages.common.params import Params
+from stages.common.runner import StageError
 
 if TYPE_CHECKING:
     from stages.backend import tf

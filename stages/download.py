@@ -12,11 +12,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stages import datasets, params
-from stages.datasets import TEST_IMAGES_GZ, TEST_LABELS_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
-from stages.files import atomic_folder
-from stages.paths import RAW
-from stages.runner import StageError, gist, run, seconds_from_environment
+from stages.common import datasets, params
+from stages.common.datasets import TEST_IMAGES_GZ, TEST_LABELS_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
+from stages.common.files import atomic_folder
+from stages.common.paths import RAW
+from stages.common.runner import StageError, gist, run, seconds_from_environment
 
 ATTEMPTS = 3
 CHUNK_BYTES = 1 << 16

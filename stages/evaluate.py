@@ -8,11 +8,12 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from stages import figures, params, paths
-from stages.datasets import DATASETS
-from stages.files import load_npy, save_json
+from stages import figures
+from stages.common import params, paths
+from stages.common.datasets import DATASETS
+from stages.common.files import load_npy, save_json
+from stages.common.runner import StageError, run
 from stages.metrics import anomalous, bce, mse, probe_picks, psnr, reconstruction_errors
-from stages.runner import StageError, run
 
 FLAGGED_WITHOUT_OUTLIERS = 0.01  # with no outliers to tell apart, flag the worst 1% of test images
 

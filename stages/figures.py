@@ -8,8 +8,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from stages.datasets import IMAGE_SIDE  # noqa: E402
-from stages.files import atomic_path  # noqa: E402
+from stages.common.datasets import IMAGE_SIDE  # noqa: E402
+from stages.common.files import atomic_path  # noqa: E402
 
 DPI = 100
 GREY = matplotlib.colormaps["gray"].with_extremes(bad="white")

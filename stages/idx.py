@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.files import atomic_path
-from stages.runner import StageError
+from stages.common.files import atomic_path
+from stages.common.runner import StageError
 
 # The third byte of the magic number names the element type; all values are big-endian.
 DTYPE_NAMES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from stages.backend import keras, ops
+from stages.common.runner import StageError, gist
 from stages.model import Sampling, kl_divergence
-from stages.runner import StageError, gist
 
 GRID_SIDE = 10  # the decoded-samples figure: 10 x 10 images
 

@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stages import distribute, runner, strategies
+from stages import distribute, strategies
 from stages.backend import keras, tf
 from stages.checkpoints import Checkpoint, Epoch
-from stages.params import TrainParams
+from stages.common import runner
+from stages.common.params import TrainParams
 
 
 def make_optimizer(train: TrainParams) -> keras.optimizers.Optimizer:

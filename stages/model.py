@@ -7,9 +7,9 @@ import zipfile
 from pathlib import Path
 
 from stages.backend import keras, layers, ops, tf
-from stages.datasets import IMAGE_SIDE, IMAGE_SIZE
-from stages.files import atomic_path
-from stages.params import ModelParams
+from stages.common.datasets import IMAGE_SIDE, IMAGE_SIZE
+from stages.common.files import atomic_path
+from stages.common.params import ModelParams
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # every saved entry's time: the earliest a zip can record
 

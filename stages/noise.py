@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from stages.params import Params
+from stages.common.params import Params
 
 
 def training_inputs(images: np.ndarray, config: Params) -> np.ndarray:

@@ -3,11 +3,12 @@ Reads only NumPy and TSV files: this stage never imports TensorFlow."""
 
 import csv
 
-from stages import figures, noise, params, paths
-from stages.datasets import DATASETS
-from stages.files import load_npy
+from stages import figures, noise
+from stages.common import params, paths
+from stages.common.datasets import DATASETS
+from stages.common.files import load_npy
+from stages.common.runner import StageError, run
 from stages.metrics import reconstruction_errors
-from stages.runner import StageError, run
 
 
 def main() -> None:

@@ -3,11 +3,12 @@ encode the labelled training images of the evaluation's probe."""
 
 import numpy as np
 
-from stages import noise, params, paths
-from stages.datasets import IMAGE_SIZE
-from stages.files import load_npy, save_json, save_npy
+from stages import noise
+from stages.common import params, paths
+from stages.common.datasets import IMAGE_SIZE
+from stages.common.files import load_npy, save_json, save_npy
+from stages.common.runner import run
 from stages.metrics import mse, probe_picks, psnr
-from stages.runner import run
 
 
 def main() -> None:

@@ -4,10 +4,11 @@ principal components, the evaluation's PCA baseline: they depend on the data alo
 
 import numpy as np
 
-from stages import datasets, idx, params
-from stages.files import save_npy
-from stages.paths import PCA_BASIS, RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
-from stages.runner import StageError, run
+from stages import idx
+from stages.common import datasets, params
+from stages.common.files import save_npy
+from stages.common.paths import PCA_BASIS, RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from stages.common.runner import StageError, run
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
 
 from typing import TYPE_CHECKING
 
-from stages import runner
-from stages.params import TrainParams
-from stages.runner import StageError
+from stages.common import runner
+from stages.common.params import TrainParams
+from stages.common.runner import StageError
 
 if TYPE_CHECKING:
     from stages.backend import tf

@@ -5,10 +5,11 @@ import math
 
 from dvclive import Live
 
-from stages import checkpoints, distribute, noise, params, strategies
-from stages.files import atomic_folder, load_npy
-from stages.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
-from stages.runner import StageError, raise_if_interrupted, run
+from stages import checkpoints, distribute, noise, strategies
+from stages.common import params
+from stages.common.files import atomic_folder, load_npy
+from stages.common.paths import MODEL, TEST_IMAGES, TRAIN_IMAGES, TRAIN_REPORTS
+from stages.common.runner import StageError, raise_if_interrupted, run
 
 
 def main() -> None:

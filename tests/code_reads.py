@@ -12,7 +12,7 @@ import ast
 from dataclasses import fields
 from pathlib import Path
 
-from stages import params
+from stages.common import params
 
 STAGES_FOLDER = Path(__file__).resolve().parents[1] / "stages"
 SECTION_KEYS = {name: {key.name for key in fields(kind)} for name, kind in params.SECTIONS.items()}
@@ -84,11 +84,12 @@ def _last_name(annotation) -> str:
 
 
 def _modules() -> set[str]:
-    return {path.stem for path in STAGES_FOLDER.glob("*.py")}
+    """The modules of stages/ and stages/common/, by their names (no two share one)."""
+    return {path.stem for path in STAGES_FOLDER.rglob("*.py")}
 
 
 def _tree(module: str) -> ast.Module:
-    return ast.parse((STAGES_FOLDER / f"{module}.py").read_text())
+    return ast.parse(next(STAGES_FOLDER.rglob(f"{module}.py")).read_text())
 
 
 def _definitions():
@@ -121,6 +122,6 @@ def _imported(module: str) -> dict[str, tuple[str, str]]:
     names = {}
     for node in ast.walk(_tree(module)):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-            source = node.module.removeprefix("stages.")
+            source = node.module.rsplit(".", 1)[-1]  # stages.common.params: params
             names |= {alias.asname or alias.name: (source, alias.name) for alias in node.names}
     return names

@@ -26,9 +26,10 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from stages import datasets, idx, params
-from stages.datasets import IMAGE_SIZE
-from stages.params import ModelParams
+from stages import idx
+from stages.common import datasets, params
+from stages.common.datasets import IMAGE_SIZE
+from stages.common.params import ModelParams
 from tests.slurm_cluster import slurm  # noqa: F401 - a fixture, for every test module
 
 REPO = Path(__file__).resolve().parents[1]

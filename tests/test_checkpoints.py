@@ -14,9 +14,10 @@ import keras
 import numpy as np
 import pytest
 
-from stages import checkpoints, distribute, params
+from stages import checkpoints, distribute
+from stages.common import params
+from stages.common.paths import MODEL, TEST_IMAGES, TRAIN_CURVES, TRAIN_REPORTS
 from stages.loop import Epoch
-from stages.paths import MODEL, TEST_IMAGES, TRAIN_CURVES, TRAIN_REPORTS
 from tests.conftest import (
     copy_run,
     git_commit,

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from stages import download, prepare
-from stages.datasets import TEST_IMAGES_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
-from stages.runner import StageError
+from stages.common.datasets import TEST_IMAGES_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
+from stages.common.runner import StageError
 from tests.conftest import SAMPLE, QuietHandler, error_line, run, serving, set_params, stage
 from tests.required import require
 

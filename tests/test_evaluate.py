@@ -15,8 +15,8 @@ from sklearn.decomposition import PCA
 
 from scripts import anomaly
 from stages import evaluate, metrics, prepare
+from stages.common.runner import StageError
 from stages.metrics import anomalous
-from stages.runner import StageError
 from tests.conftest import copy_run, run
 from tests.required import require
 from tests.test_plots_offline import CHROMIUM, NO_CHROMIUM, PAGE, plot_div, rendered

@@ -20,7 +20,7 @@ import yaml
 from benchmarks.scaling import free_ports
 from benchmarks.slurm_cluster import jobs
 from scripts import slurm as slurm_executor
-from stages.paths import MODEL
+from stages.common.paths import MODEL
 from tests.conftest import (
     PIPELINE,
     SAMPLE_PARAMS,

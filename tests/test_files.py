@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from stages.files import atomic_folder, atomic_path
+from stages.common.files import atomic_folder, atomic_path
 
 
 class Failed(Exception):
@@ -62,7 +62,7 @@ def test_a_folder_write_replaces_the_whole_folder(tmp_path, existed):
 
 def test_a_write_removes_only_its_own_leftovers_never_the_users_files(tmp_path):
     # What a write killed by SIGKILL leaves: a temporary file, a temporary folder and the old
-    # folder set aside, named as stages/files.py names them.
+    # folder set aside, named as stages/common/files.py names them.
     leftovers = [
         ".scores.csv.partial-k3x_9a2b.csv",
         ".train.partial-0q1w2e3r",

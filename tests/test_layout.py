@@ -13,9 +13,9 @@ def imports() -> dict[str, set[str]]:
     """Each module of the packages outside tests (stages.train, ...): the project modules it
     imports, at the top or inside a function."""
     modules = {
-        f"{path.parent.name}.{path.stem}": path
+        ".".join(path.relative_to(REPO).with_suffix("").parts): path
         for package in PACKAGES
-        for path in (REPO / package).glob("*.py")
+        for path in (REPO / package).rglob("*.py")
         if path.stem != "__init__"
     }
     graph = {}

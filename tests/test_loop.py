@@ -7,9 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from stages import loop, model, noise, params, prepare
-from stages.files import load_npy
-from stages.paths import TEST_IMAGES, TRAIN_CURVES, TRAIN_IMAGES, TRAIN_REPORTS
+from stages import loop, model, noise, prepare
+from stages.common import params
+from stages.common.files import load_npy
+from stages.common.paths import TEST_IMAGES, TRAIN_CURVES, TRAIN_IMAGES, TRAIN_REPORTS
 from tests.conftest import (
     REPO,
     TUTORIAL,

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages import params
-from stages.datasets import DATASETS
+from stages.common import params
+from stages.common.datasets import DATASETS
 from tests import code_reads
 from tests.conftest import BLOCKED_IMPORT, REPO, set_params, stage_without_tensorflow
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from stages import download, idx
-from stages.datasets import TEST_IMAGES_GZ
+from stages.common.datasets import TEST_IMAGES_GZ
 from tests.conftest import (
     PIPELINE,
     REPO,
@@ -238,23 +238,33 @@ def test_plots_are_declared_for_dvc_plots(sample_repo):
 
 
 def imported_stage_modules(module: str, seen: set | None = None) -> set[str]:
-    """The stages/*.py files a stage module imports, directly or not, at any depth."""
+    """The stages/ files a stage module imports, directly or not, at any depth."""
     seen = seen if seen is not None else {"stages/__init__.py"}
-    path = f"stages/{module}.py"
+    path = f"stages/{module.replace('.', '/')}.py"
     seen.add(path)
     for node in ast.walk(ast.parse((REPO / path).read_text())):
         names = []
-        if isinstance(node, ast.ImportFrom) and node.module == "stages":
-            names = [alias.name for alias in node.names]
+        if isinstance(node, ast.ImportFrom) and node.module in ("stages", "stages.common"):
+            package = node.module.removeprefix("stages").removeprefix(".")
+            names = [f"{package}.{alias.name}".lstrip(".") for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
             names = [node.module.removeprefix("stages.")]
         for name in names:
-            if f"stages/{name}.py" not in seen:
+            if f"stages/{name.replace('.', '/')}.py" not in seen:
                 imported_stage_modules(name, seen)
     return seen
 
 
+def code_deps(stage: str) -> set[str]:
+    """What dvc.yaml is to list for a stage's code: the files it imports, with the folder
+    stages/common in place of its modules (every stage imports them)."""
+    return {
+        "stages/common" if path.startswith("stages/common/") else path
+        for path in imported_stage_modules(stage)
+    }
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_dvc_yaml_lists_exactly_the_modules_each_stage_imports(stage):
-    code_deps = {dep for dep in PIPELINE[stage]["deps"] if dep.startswith("stages/")}
-    assert code_deps == imported_stage_modules(stage)
+    listed = {dep for dep in PIPELINE[stage]["deps"] if dep.startswith("stages/")}
+    assert listed == code_deps(stage)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stages import figures, plot, prepare
-from stages.datasets import DATASETS
-from stages.paths import CODES, RECONSTRUCTIONS
-from stages.runner import StageError
+from stages.common.datasets import DATASETS
+from stages.common.paths import CODES, RECONSTRUCTIONS
+from stages.common.runner import StageError
 from tests.conftest import PIPELINE, STAGES, output_files, outputs, stage_without_tensorflow
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from stages import inference, model, predict
-from stages.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
-from stages.runner import StageError
+from stages.common.paths import CODES, METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
+from stages.common.runner import StageError
 from tests.conftest import TUTORIAL, error_line, stage
 
 

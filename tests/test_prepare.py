@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stages import idx, prepare
-from stages.datasets import TEST_IMAGES_GZ, TEST_LABELS_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
-from stages.paths import PARAMS, PREPARED, RAW
-from stages.runner import StageError
+from stages.common.datasets import TEST_IMAGES_GZ, TEST_LABELS_GZ, TRAIN_IMAGES_GZ, TRAIN_LABELS_GZ
+from stages.common.paths import PARAMS, PREPARED, RAW
+from stages.common.runner import StageError
 from tests.conftest import set_params
 
 

@@ -10,11 +10,11 @@ from tests.conftest import REPO, run
 
 
 def run_stage_code(body: str, **popen) -> subprocess.CompletedProcess:
-    """Run `body` as a stage's main() through stages.runner.run, in a fresh Python."""
+    """Run `body` as a stage's main() through stages.common.runner.run, in a fresh Python."""
     code = "\n".join(
         [
             "import os, signal, time",
-            "from stages.runner import raise_if_interrupted, run",
+            "from stages.common.runner import raise_if_interrupted, run",
             "def main():",
             *(f"    {line}" for line in body.strip().splitlines()),
             "run(main)",
@@ -88,7 +88,12 @@ def test_every_failure_under_dvc_says_how_to_put_back_what_dvc_removed(tmp_path,
         "    metrics:\n      - metrics.json:\n          cache: false\n"
     )
     code = "\n".join(
-        ["from stages.runner import StageError, run", "def main():", f"    {failure}", "run(main)"]
+        [
+            "from stages.common.runner import StageError, run",
+            "def main():",
+            f"    {failure}",
+            "run(main)",
+        ]
     )
     environment = {"DVC_STAGE": "s", "PYTHONPATH": str(REPO)}
     result = run([sys.executable, "-c", code], tmp_path, environment, check=False, timeout=60)

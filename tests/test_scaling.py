@@ -19,9 +19,10 @@ import pytest
 
 from benchmarks.scaling import free_ports, usage_of
 from benchmarks.slurm_cluster import finished, jobs
-from stages import distribute, params, strategies
-from stages.paths import METRICS, MODEL, PREPARED, TRAIN_CURVES
-from stages.runner import StageError
+from stages import distribute, strategies
+from stages.common import params
+from stages.common.paths import METRICS, MODEL, PREPARED, TRAIN_CURVES
+from stages.common.runner import StageError
 from tests.conftest import (
     REPO,
     SAMPLE_PARAMS,

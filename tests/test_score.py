@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from scripts import score
+from stages.common.paths import EVALUATION_METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
+from stages.common.runner import StageError
 from stages.metrics import reconstruction_errors
-from stages.paths import EVALUATION_METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
-from stages.runner import StageError
 from tests.conftest import error_line, run
 
 SHOWN = 6  # the first test images, written as PNGs and arrays

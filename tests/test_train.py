@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from stages import prepare, train
-from stages.params import TrainParams
-from stages.paths import MODEL, TRAIN_CURVES, TRAIN_REPORTS
-from stages.runner import StageError
+from stages.common.params import TrainParams
+from stages.common.paths import MODEL, TRAIN_CURVES, TRAIN_REPORTS
+from stages.common.runner import StageError
 from tests.conftest import (
     error_line,
     git_commit,

@@ -51,7 +51,7 @@ def test_a_one_character_change_to_a_stage_file_fails_naming_it(sample_repo):
 
 
 def test_a_change_to_a_shared_module_names_every_stage_that_uses_it(sample_repo):
-    paths = sample_repo / "stages" / "paths.py"
+    paths = sample_repo / "stages" / "common" / "paths.py"
     paths.write_text(paths.read_text() + "\n")
     stages = [line.split(":")[0] for line in verify(sample_repo).stdout.splitlines()]
     assert stages == STAGES

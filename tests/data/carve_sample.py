@@ -10,7 +10,8 @@ import hashlib
 import sys
 from pathlib import Path
 
-from stages import datasets, idx
+from stages import idx
+from stages.common import datasets
 
 COUNTS = {
     datasets.TRAIN_IMAGES_GZ: 2000,

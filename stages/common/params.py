@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from stages.datasets import DATASETS, IMAGE_SIZE
-from stages.paths import PARAMS
-from stages.runner import StageError
+from stages.common.datasets import DATASETS, IMAGE_SIZE
+from stages.common.paths import PARAMS
+from stages.common.runner import StageError
 
 KINDS = ("dense", "deep", "conv", "vae")  # stages/model.py builds each
 # auto: one device; mirrored: one machine's GPUs (or logical CPUs); multi_worker: TF_CONFIG's

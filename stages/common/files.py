@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.runner import StageError
+from stages.common.runner import StageError
 
 
 def remove(path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.paths import DVC_YAML
+from stages.common.paths import DVC_YAML
 
 
 class StageError(Exception):

@@ -1,0 +1,1 @@
+"""What every stage imports: its params, paths, datasets, atomic writes and how it runs."""
