@@ -127,7 +127,7 @@ def test_the_report_compares_two_experiments(swept, tmp_path):
         assert matplotlib.image.imread(swept / "reports" / link).ndim == 3, link
 
 
-def published(sample_run: Path, folder: Path) -> Path:
+def publish(sample_run: Path, folder: Path) -> Path:
     """A copy of the sample run whose commit and data are on a git remote (a bare repository)
     and a DVC remote (a folder), as a team's are: what the Slurm executor starts from."""
     repo = copy_run(sample_run, folder / "repo")
@@ -140,15 +140,37 @@ def published(sample_run: Path, folder: Path) -> Path:
     return repo
 
 
+@pytest.fixture(scope="module")
+def team(sample_run, tmp_path_factory) -> Path:
+    """The sample run published once for the module (publish): the folder of its repo and both
+    remotes, which each test copies (published) instead of pushing everything again."""
+    folder = tmp_path_factory.mktemp("team")
+    publish(sample_run, folder)
+    return folder
+
+
+def published(team: Path, folder: Path) -> Path:
+    """The team's published repo and remotes, copied into `folder`: the repo's git remote and its
+    committed DVC remote point at the copies, committed and pushed there."""
+    shutil.copytree(team, folder, symlinks=True, dirs_exist_ok=True)
+    repo = folder / "repo"
+    run(["git", "remote", "set-url", "origin", str(folder / "origin.git")], repo)
+    config = repo / ".dvc" / "config"
+    config.write_text(config.read_text().replace(str(team / "storage"), str(folder / "storage")))
+    git_commit(repo, "the team's remotes, here")
+    run(["git", "push", "-q", "origin", "main"], repo)
+    return repo
+
+
 def on_slurm(command: str, *args: str) -> list[str]:
     return [sys.executable, "-m", f"scripts.{command}", "--executor", "slurm", *args]
 
 
 @pytest.fixture(scope="module")
-def swept_on_slurm(slurm, sample_run, tmp_path_factory) -> dict:
+def swept_on_slurm(slurm, team, tmp_path_factory) -> dict:
     """The sweep of `swept` (one task per CPU of the one-node cluster), through Slurm
     from a published copy of the sample run: the repo, what it printed, and git's status before."""
-    repo = published(sample_run, tmp_path_factory.mktemp("slurm_sweep"))
+    repo = published(team, tmp_path_factory.mktemp("slurm_sweep"))
     status = run(["git", "status", "--porcelain"], repo).stdout
     dims = ",".join(map(str, DIMS))
     result = run(on_slurm("sweep", "--dims", dims, "-S", "train.epochs=2"), repo, slurm)
@@ -185,10 +207,10 @@ def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behi
 
 @pytest.mark.slow
 def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
-    slurm, sample_run, tmp_path
+    slurm, team, tmp_path
 ):
     """The family on other data than the commit's: the tasks restore it from the DVC remote."""
-    repo = published(sample_run, tmp_path)
+    repo = published(team, tmp_path)
     # A vae has no sparsity penalty: its task alone stops on the bad param.
     settings = ["--dataset", "fashion_mnist_sample", "--epochs", "1", "-S", "model.l1=0.0001"]
     command = on_slurm("family", "--variants", "dense,vae", *settings)
@@ -218,10 +240,8 @@ REQUEUED = ["-S", "model.encoding_dim=4", "-S", "train.epochs=30", "-S", "train.
 
 
 @pytest.mark.slow
-def test_a_task_that_slurm_requeues_resumes_and_ends_as_if_never_interrupted(
-    slurm, sample_run, tmp_path
-):
-    repo = published(sample_run, tmp_path)
+def test_a_task_that_slurm_requeues_resumes_and_ends_as_if_never_interrupted(slurm, team, tmp_path):
+    repo = published(team, tmp_path)
     command = on_slurm("sweep", "--dims", "4", *REQUEUED[2:])
     with started(command, repo, slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as sweep:
         log = wait_for_line(repo / ".dvc/tmp/slurm", "Epoch 2/")
@@ -257,9 +277,9 @@ def wait_for_line(folder: Path, start: str) -> Path:
 
 
 def test_sbatch_options_pass_through_and_slurms_refusal_is_one_line_before_any_work(
-    slurm, sample_run, tmp_path
+    slurm, team, tmp_path
 ):
-    repo = published(sample_run, tmp_path)
+    repo = published(team, tmp_path)
     # Other data than the commit's would be prepared here first: not for options Slurm refuses.
     settings = ["-S", "data.train_size=1000", "--sbatch=--partition=gpu --time=10"]
     result = run(on_slurm("sweep", "--dims", "4", *settings), repo, slurm, check=False)
@@ -340,9 +360,9 @@ def in_dvc_cache(repo: Path) -> tuple[int, str]:
     ids=["uncommitted", "unpushed", "no-dvc-remote", "data-missing", "no-sbatch", "credentials"],
 )
 def test_what_would_fail_every_task_is_one_line_before_anything_is_submitted(
-    sample_run, tmp_path, make_it_so, problem
+    team, tmp_path, make_it_so, problem
 ):
-    repo = published(sample_run, tmp_path)
+    repo = published(team, tmp_path)
     environment = without_slurm(tmp_path / "bin") if make_it_so is None else {}
     if make_it_so:
         make_it_so(repo)
