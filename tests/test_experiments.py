@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import matplotlib.image
@@ -166,23 +167,60 @@ def on_slurm(command: str, *args: str) -> list[str]:
     return [sys.executable, "-m", f"scripts.{command}", "--executor", "slurm", *args]
 
 
+# Slow enough to requeue mid-training: 250 steps an epoch (2000 images in batches of 8).
+REQUEUED = ["-S", "model.encoding_dim=4", "-S", "train.epochs=30", "-S", "train.batch_size=8"]
+
+
 @pytest.fixture(scope="module")
-def swept_on_slurm(slurm, team, tmp_path_factory) -> dict:
-    """The sweep of `swept` (one task per CPU of the one-node cluster), through Slurm
-    from a published copy of the sample run: the repo, what it printed, and git's status before."""
-    repo = published(team, tmp_path_factory.mktemp("slurm_sweep"))
-    status = run(["git", "status", "--porcelain"], repo).stdout
-    dims = ",".join(map(str, DIMS))
-    result = run(on_slurm("sweep", "--dims", dims, "-S", "train.epochs=2"), repo, slurm)
-    return {"repo": repo, "output": result.stdout, "status": status}
+def on_slurm_at_once(slurm, team, tmp_path_factory) -> dict[str, dict]:
+    """Three runs through the one-node cluster at once, each from a published copy of the sample
+    run, so that one's waits (the queue, a failed task's settling) overlap the others' work:
+
+    - "sweep": the sweep of `swept` (one task per CPU of the cluster);
+    - "failed": the family on other data than the commit's, whose vae task fails;
+    - "requeued": a one-value sweep whose task Slurm requeues in its second epoch.
+
+    Each gives its repo, its exit status, what it printed, and git's status before."""
+    commands = {
+        "sweep": on_slurm("sweep", "--dims", ",".join(map(str, DIMS)), "-S", "train.epochs=2"),
+        # A vae has no sparsity penalty: its task alone stops on the bad param.
+        "failed": on_slurm(
+            "family",
+            *("--variants", "dense,vae", "--dataset", "fashion_mnist_sample", "--epochs", "1"),
+            *("-S", "model.l1=0.0001"),
+        ),
+        "requeued": on_slurm("sweep", "--dims", "4", *REQUEUED[2:]),
+    }
+    repos = {name: published(team, tmp_path_factory.mktemp(f"slurm_{name}")) for name in commands}
+    runs = {
+        name: {"repo": repo, "status": run(["git", "status", "--porcelain"], repo).stdout}
+        for name, repo in repos.items()
+    }
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with ExitStack() as stack:
+        processes = {
+            name: stack.enter_context(started(command, repos[name], slurm, **pipes))
+            for name, command in commands.items()
+        }
+        log = wait_for_line(repos["requeued"] / ".dvc/tmp/slurm", "Epoch 2/")
+        runs["requeued"]["log"] = log
+        # Slurm holds a requeued task back until its launch credential expires (the test
+        # cluster's cred_expire, 5 s): forcing an earlier start fails the launch.
+        run(["scontrol", "requeue", log.stem], repos["requeued"], slurm)  # JOB_0
+        for name, process in processes.items():
+            output, errors = process.communicate(timeout=TIMEOUT_SECONDS)
+            runs[name] |= {"returncode": process.returncode, "output": output, "errors": errors}
+    return runs
 
 
 @pytest.mark.slow
 def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behind(
     swept,
-    swept_on_slurm,
+    on_slurm_at_once,
     slurm,
 ):
+    swept_on_slurm = on_slurm_at_once["sweep"]
+    assert swept_on_slurm["returncode"] == 0, swept_on_slurm["errors"]
     repo = swept_on_slurm["repo"]
     local, remote = sweep_rows(swept), sweep_rows(repo)
     columns = ["encoding_dim", "parameter_count", "test_bce", "test_mse", "test_psnr", "pca_bce"]
@@ -207,16 +245,13 @@ def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behi
 
 @pytest.mark.slow
 def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
-    slurm, team, tmp_path
+    slurm, on_slurm_at_once
 ):
     """The family on other data than the commit's: the tasks restore it from the DVC remote."""
-    repo = published(team, tmp_path)
-    # A vae has no sparsity penalty: its task alone stops on the bad param.
-    settings = ["--dataset", "fashion_mnist_sample", "--epochs", "1", "-S", "model.l1=0.0001"]
-    command = on_slurm("family", "--variants", "dense,vae", *settings)
-    result = run(command, repo, slurm, check=False)
-    assert result.returncode == 1
-    line = error_line(result.stderr)
+    result = on_slurm_at_once["failed"]
+    repo = result["repo"]
+    assert result["returncode"] == 1
+    line = error_line(result["errors"])
     failed = re.fullmatch(
         r"error: these experiments did not finish: [\w-]+ \(log: (\.dvc/tmp/slurm/(\d+)_1\.log)\)",
         line,
@@ -227,7 +262,7 @@ def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
     with (repo / "reports/family/fashion_mnist_sample/family.csv").open(newline="") as file:
         assert [row["variant"] for row in csv.DictReader(file)] == ["dense"]
     assert re.search(
-        r"^Slurm job \d+: 0 pending, 0 running, 1 done, 1 failed$", result.stdout, re.M
+        r"^Slurm job \d+: 0 pending, 0 running, 1 done, 1 failed$", result["output"], re.M
     )
     # No task downloaded: the data this machine prepared came from the DVC remote.
     log = (repo / f".dvc/tmp/slurm/{failed.group(2)}_0.log").read_text()
@@ -235,22 +270,13 @@ def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
     assert jobs(slurm) == []
 
 
-# Slow enough to requeue mid-training: 250 steps an epoch (2000 images in batches of 8).
-REQUEUED = ["-S", "model.encoding_dim=4", "-S", "train.epochs=30", "-S", "train.batch_size=8"]
-
-
 @pytest.mark.slow
-def test_a_task_that_slurm_requeues_resumes_and_ends_as_if_never_interrupted(slurm, team, tmp_path):
-    repo = published(team, tmp_path)
-    command = on_slurm("sweep", "--dims", "4", *REQUEUED[2:])
-    with started(command, repo, slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as sweep:
-        log = wait_for_line(repo / ".dvc/tmp/slurm", "Epoch 2/")
-        task = log.stem  # JOB_0
-        # Slurm holds a requeued task back until its launch credential expires (the test
-        # cluster's cred_expire, 5 s): forcing an earlier start fails the launch.
-        run(["scontrol", "requeue", task], repo, slurm)
-        output, errors = sweep.communicate(timeout=TIMEOUT_SECONDS)
-    assert sweep.returncode == 0, output + errors + log.read_text()
+def test_a_task_that_slurm_requeues_resumes_and_ends_as_if_never_interrupted(
+    slurm, on_slurm_at_once
+):
+    sweep = on_slurm_at_once["requeued"]
+    repo, log = sweep["repo"], sweep["log"]
+    assert sweep["returncode"] == 0, sweep["output"] + sweep["errors"] + log.read_text()
     assert re.search(r"Checkpoint found: training resumes at epoch \d+ of 30", log.read_text())
     (name,) = [row["experiment"] for row in sweep_rows(repo)]
     run(["dvc", "exp", "apply", name], repo)
