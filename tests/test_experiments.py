@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from stages.paths import MODEL
 from tests.conftest import (
     PIPELINE,
     SAMPLE_PARAMS,
+    SWEEP_DIMS,
     TIMEOUT_SECONDS,
     copy_repo,
     copy_run,
@@ -35,23 +35,13 @@ from tests.conftest import (
     started,
 )
 
-# The smallest and the tutorial-sized code: two values show the trend, a third is a minute more.
-DIMS = [2, 32]
+DIMS = SWEEP_DIMS
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> Iterator[Path]:
-    """A repo copy on the sample after `python -m scripts.sweep --dims 2,32`."""
-    repo = copy_repo(tmp_path_factory.mktemp("sweep"))
-    set_params(repo / "params.yaml", {**SAMPLE_PARAMS, "train.epochs": 2})
-    git_commit(repo, "sweep on the sample")
-    try:
-        run([sys.executable, "-m", "scripts.sweep", "--dims", ",".join(map(str, DIMS))], repo)
-        yield repo
-    finally:
-        # The queue's workers run detached, outside the sweep's process group: stop them and
-        # whatever task they still run, or a failed sweep would leave them training.
-        run(["dvc", "queue", "stop", "--kill"], repo)
+def swept(queued_runs) -> Path:
+    """A repo copy on the sample after `python -m scripts.sweep --dims 2,32` (queued_runs)."""
+    return queued_runs["sweep"]["repo"]
 
 
 def sweep_rows(repo: Path) -> list[dict]:
