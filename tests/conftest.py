@@ -378,6 +378,30 @@ def sample_run(first_sample_run) -> Path:
     return first_sample_run[0]
 
 
+@pytest.fixture(scope="session")
+def encoding_dim_16_run(tmp_path_factory, worker_id, sample_run) -> tuple[Path, str]:
+    """A copy of the sample run after `dvc repro` with model.encoding_dim 16 (set, not
+    committed), and what dvc printed: its run cache holds the runs of both codes. The tests share
+    it and never change it (they copy it). Under pytest-xdist, the first worker to need it makes
+    it and the others copy it."""
+    if worker_id == "master":  # one process
+        return make_encoding_dim_16_run(sample_run, tmp_path_factory.mktemp("encoding_dim_16"))
+    shared = tmp_path_factory.getbasetemp().parent  # every worker's, for this session
+    made, output = shared / "encoding_dim_16", shared / "encoding_dim_16.txt"
+    with FileLock(shared / "encoding_dim_16.lock"):
+        if not output.exists():
+            _, printed = make_encoding_dim_16_run(sample_run, made)
+            output.write_text(printed)
+    copy = tmp_path_factory.mktemp("encoding_dim_16") / "repo"
+    return copy_run(made / "repo", copy), output.read_text()
+
+
+def make_encoding_dim_16_run(sample_run: Path, folder: Path) -> tuple[Path, str]:
+    repo = copy_run(sample_run, folder / "repo")
+    set_params(repo / "params.yaml", {"model.encoding_dim": 16})
+    return repo, run(["dvc", "repro"], repo).stdout
+
+
 # The runs through DVC's queue that the sweep's, the family's and the one-class tests check.
 # The smallest and the tutorial-sized code: two values show the trend, a third is a minute more.
 SWEEP_DIMS = [2, 32]
