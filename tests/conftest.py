@@ -73,16 +73,16 @@ hypothesis.settings.load_profile("untimed")
 # finish at about the same time instead of one waiting for the other's last long file. (Without
 # the slow tests, xdist's own order, the files with most tests first, is the faster one.)
 LONGEST_FIRST = [
-    "test_experiments.py",  # 165
-    "test_scaling.py",  # 140
-    "test_family.py",  # 123
-    "test_evaluate.py",
-    "test_storage.py",  # 99
-    "test_pipeline.py",  # 91
-    "test_loop.py",  # 91
-    "test_checkpoints.py",  # 88
-    "test_determinism.py",  # 42
-    "test_train.py",  # 40
+    "test_experiments.py",  # 196: the sweep, family and one-class runs; the Slurm runs
+    "test_scaling.py",  # 160
+    "test_pipeline.py",  # 60
+    "test_train.py",  # 57
+    "test_loop.py",  # 55
+    "test_checkpoints.py",  # 52
+    "test_download.py",  # 40
+    "test_storage.py",  # 30
+    "test_gpu.py",  # 21
+    "test_determinism.py",  # 21
 ]
 
 
