@@ -8,6 +8,7 @@ import atexit
 import dataclasses
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import hypothesis
@@ -73,16 +74,16 @@ hypothesis.settings.load_profile("untimed")
 # finish at about the same time instead of one waiting for the other's last long file. (Without
 # the slow tests, xdist's own order, the files with most tests first, is the faster one.)
 LONGEST_FIRST = [
-    "test_experiments.py",  # 165
-    "test_scaling.py",  # 140
-    "test_family.py",  # 123
-    "test_evaluate.py",
-    "test_storage.py",  # 99
-    "test_pipeline.py",  # 91
-    "test_loop.py",  # 91
-    "test_checkpoints.py",  # 88
-    "test_determinism.py",  # 42
-    "test_train.py",  # 40
+    "test_experiments.py",  # 196: the sweep, family and one-class runs; the Slurm runs
+    "test_scaling.py",  # 160
+    "test_pipeline.py",  # 60
+    "test_train.py",  # 57
+    "test_loop.py",  # 55
+    "test_checkpoints.py",  # 52
+    "test_download.py",  # 40
+    "test_storage.py",  # 30
+    "test_gpu.py",  # 21
+    "test_determinism.py",  # 21
 ]
 
 
@@ -376,6 +377,132 @@ def make_sample_run(folder: Path) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def sample_run(first_sample_run) -> Path:
     return first_sample_run[0]
+
+
+@pytest.fixture(scope="session")
+def encoding_dim_16_run(tmp_path_factory, worker_id, sample_run) -> tuple[Path, str]:
+    """A copy of the sample run after `dvc repro` with model.encoding_dim 16 (set, not
+    committed), and what dvc printed: its run cache holds the runs of both codes. The tests share
+    it and never change it (they copy it). Under pytest-xdist, the first worker to need it makes
+    it and the others copy it."""
+    if worker_id == "master":  # one process
+        return make_encoding_dim_16_run(sample_run, tmp_path_factory.mktemp("encoding_dim_16"))
+    shared = tmp_path_factory.getbasetemp().parent  # every worker's, for this session
+    made, output = shared / "encoding_dim_16", shared / "encoding_dim_16.txt"
+    with FileLock(shared / "encoding_dim_16.lock"):
+        if not output.exists():
+            _, printed = make_encoding_dim_16_run(sample_run, made)
+            output.write_text(printed)
+    copy = tmp_path_factory.mktemp("encoding_dim_16") / "repo"
+    return copy_run(made / "repo", copy), output.read_text()
+
+
+def make_encoding_dim_16_run(sample_run: Path, folder: Path) -> tuple[Path, str]:
+    repo = copy_run(sample_run, folder / "repo")
+    set_params(repo / "params.yaml", {"model.encoding_dim": 16})
+    return repo, run(["dvc", "repro"], repo).stdout
+
+
+# The runs through DVC's queue that the sweep's, the family's and the one-class tests check.
+# The smallest and the tutorial-sized code: two values show the trend, a third is a minute more.
+SWEEP_DIMS = [2, 32]
+# Three of the family, each a different case for the script: a kind with its own layers (conv), one
+# with its own loss term (vae), and the tutorial's model with noisy inputs (denoising). Every kind's
+# training is tested in test_loop.py, the tutorial's whole pipeline everywhere and deep's in
+# test_pipeline.py; the others here would add minutes of the same.
+FAMILY_VARIANTS = ["conv", "denoising", "vae"]
+FAMILY_EPOCHS, FAMILY_DENOISING_EPOCHS = 3, 2
+
+
+@pytest.fixture(scope="session")
+def queued_runs(request, tmp_path_factory, worker_id) -> dict[str, dict]:
+    """The sweep, the family and the one-class protocol, each run by its script through DVC's
+    queue in a repo of its own, all three at once: a queue leaves a core idle while it prepares,
+    queues, starts its workers and collects, which the others' training fills. Each gives its
+    repo (a copy, for the test to change), and what it printed (make_queued_runs). Under
+    pytest-xdist, the first worker to need them makes them and every worker copies them."""
+    if worker_id == "master":
+        made, record = tmp_path_factory.mktemp("queued_runs"), None
+    else:
+        shared = tmp_path_factory.getbasetemp().parent  # every worker's, for this session
+        made, record = shared / "queued_runs", shared / "queued_runs.json"
+    with FileLock(made.parent / "queued_runs.lock"):
+        if record is None or not record.exists():
+            runs = make_queued_runs(made, request)
+            if record is not None:
+                record.write_text(json.dumps(runs))
+    runs = json.loads(record.read_text()) if record is not None else runs
+    copies = tmp_path_factory.mktemp("queued_run")
+    return {
+        name: {**made_run, "repo": copy_run(Path(made_run["repo"]), copies / name)}
+        for name, made_run in runs.items()
+    }
+
+
+def make_queued_runs(folder: Path, request: pytest.FixtureRequest) -> dict[str, dict]:
+    """In three repos under `folder`, at once:
+
+    - "sweep": a copy of the repo on the sample, 2 epochs, after `python -m scripts.sweep --dims
+      2,32` (one queue worker: the sweep's two values one after the other);
+    - "family": a copy of the repo on the sample after `python -m scripts.family --variants
+      conv,denoising,vae --epochs 3,denoising=2` with small convolutions and a larger step;
+    - "one_class": a copy of the sample run after `python -m scripts.anomaly --kinds dense
+      --classes 1`, its experiment applied to the workspace, with its name ("experiments") and
+      its log ("log").
+
+    Each with what its script printed ("output")."""
+    folder.mkdir(exist_ok=True)
+    repos, commands = {}, {}
+    for name, changes in (("sweep", {"train.epochs": 2}), ("family", {})):
+        (folder / name).mkdir()
+        repos[name] = copy_repo(folder / name)
+        set_params(repos[name] / "params.yaml", {**SAMPLE_PARAMS, **changes})
+        git_commit(repos[name], f"the {name} on the sample")
+    dims = ",".join(map(str, SWEEP_DIMS))
+    commands["sweep"] = ["scripts.sweep", "--dims", dims, "--jobs", "1"]
+    # Small convolutions and a larger step: each variant beats the average digit in 3 epochs,
+    # the denoising one in 2 (a per-variant count, as --epochs allows).
+    epochs = f"{FAMILY_EPOCHS},denoising={FAMILY_DENOISING_EPOCHS}"
+    commands["family"] = ["scripts.family", "--variants", ",".join(FAMILY_VARIANTS)]
+    commands["family"] += ["--epochs", epochs]
+    commands["family"] += ["-S", "model.filters=[16,16]", "-S", "train.learning_rate=0.003"]
+    # 30 epochs of the sample's 220 ones (7 steps an epoch).
+    commands["one_class"] = ["scripts.anomaly", "--kinds", "dense", "--classes", "1"]
+    commands["one_class"] += ["--jobs", "1"]
+    runs, processes = {}, {}
+    try:
+        with ExitStack() as stack:
+            for name in commands:
+                if name == "one_class":  # the sample run, made meanwhile if not yet
+                    sample = request.getfixturevalue("sample_run")
+                    repos[name] = copy_run(sample, folder / name)
+                output = stack.enter_context((folder / f"{name}.out").open("w+"))
+                errors = stack.enter_context((folder / f"{name}.err").open("w+"))
+                command = [sys.executable, "-m", *commands[name]]
+                process = stack.enter_context(
+                    started(command, repos[name], stdout=output, stderr=errors)
+                )
+                processes[name] = (process, output, errors)
+            for name, (process, output, errors) in processes.items():
+                process.wait(timeout=TIMEOUT_SECONDS)
+                output.seek(0), errors.seek(0)
+                runs[name] = {"repo": str(repos[name]), "output": output.read()}
+                if process.returncode != 0:
+                    raise AssertionError(
+                        f"{' '.join(commands[name])} exited {process.returncode}\n"
+                        f"{runs[name]['output']}\n{errors.read()}"
+                    )
+    finally:
+        # The queue's workers run detached, outside the scripts' process groups: stop them and
+        # whatever task they still run, or a failed script would leave them training.
+        for repo in repos.values():
+            run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    repo = repos["one_class"]
+    experiments = run(["dvc", "exp", "list", "--name-only"], repo).stdout.split()
+    runs["one_class"]["log"] = run(["dvc", "queue", "logs", *experiments], repo).stdout
+    runs["one_class"]["experiments"] = experiments
+    run(["dvc", "exp", "apply", *experiments], repo)
+    return runs
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import csv
 import itertools
 import json
 import re
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,7 +16,7 @@ from scripts import anomaly
 from stages import evaluate, metrics, prepare
 from stages.common.runner import StageError
 from stages.metrics import anomalous
-from tests.conftest import copy_run, run
+from tests.conftest import run
 from tests.required import require
 from tests.test_plots_offline import CHROMIUM, NO_CHROMIUM, PAGE, plot_div, rendered
 
@@ -150,20 +149,12 @@ def test_the_evaluation_of_the_sample_run_is_finite_and_its_figure_decodes(sampl
 
 
 @pytest.fixture(scope="module")
-def one_class_run(tmp_path_factory, sample_run) -> dict:
+def one_class_run(queued_runs) -> dict:
     """A copy of the sample run after `python -m scripts.anomaly --kinds dense --classes 1`: one
     experiment, data.normal_classes [1] and 30 epochs (the sample's 220 ones make 7 steps an
-    epoch), applied to the workspace; with what the script printed and the experiment's log."""
-    repo = copy_run(sample_run, tmp_path_factory.mktemp("one_class") / "repo")
-    command = [sys.executable, "-m", "scripts.anomaly", "--kinds", "dense", "--classes", "1"]
-    try:
-        output = run(command, repo).stdout
-    finally:
-        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
-    experiments = run(["dvc", "exp", "list", "--name-only"], repo).stdout.split()
-    log = run(["dvc", "queue", "logs", *experiments], repo).stdout
-    run(["dvc", "exp", "apply", *experiments], repo)
-    return {"repo": repo, "output": output, "log": log, "experiments": experiments}
+    epoch), applied to the workspace; with what the script printed and the experiment's log
+    (queued_runs)."""
+    return queued_runs["one_class"]
 
 
 @pytest.mark.slow

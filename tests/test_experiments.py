@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import matplotlib.image
@@ -24,6 +24,7 @@ from stages.common.paths import MODEL
 from tests.conftest import (
     PIPELINE,
     SAMPLE_PARAMS,
+    SWEEP_DIMS,
     TIMEOUT_SECONDS,
     copy_repo,
     copy_run,
@@ -34,23 +35,13 @@ from tests.conftest import (
     started,
 )
 
-# The smallest and the tutorial-sized code: two values show the trend, a third is a minute more.
-DIMS = [2, 32]
+DIMS = SWEEP_DIMS
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> Iterator[Path]:
-    """A repo copy on the sample after `python -m scripts.sweep --dims 2,32`."""
-    repo = copy_repo(tmp_path_factory.mktemp("sweep"))
-    set_params(repo / "params.yaml", {**SAMPLE_PARAMS, "train.epochs": 2})
-    git_commit(repo, "sweep on the sample")
-    try:
-        run([sys.executable, "-m", "scripts.sweep", "--dims", ",".join(map(str, DIMS))], repo)
-        yield repo
-    finally:
-        # The queue's workers run detached, outside the sweep's process group: stop them and
-        # whatever task they still run, or a failed sweep would leave them training.
-        run(["dvc", "queue", "stop", "--kill"], repo)
+def swept(queued_runs) -> Path:
+    """A repo copy on the sample after `python -m scripts.sweep --dims 2,32` (queued_runs)."""
+    return queued_runs["sweep"]["repo"]
 
 
 def sweep_rows(repo: Path) -> list[dict]:
@@ -127,7 +118,7 @@ def test_the_report_compares_two_experiments(swept, tmp_path):
         assert matplotlib.image.imread(swept / "reports" / link).ndim == 3, link
 
 
-def published(sample_run: Path, folder: Path) -> Path:
+def publish(sample_run: Path, folder: Path) -> Path:
     """A copy of the sample run whose commit and data are on a git remote (a bare repository)
     and a DVC remote (a folder), as a team's are: what the Slurm executor starts from."""
     repo = copy_run(sample_run, folder / "repo")
@@ -140,27 +131,86 @@ def published(sample_run: Path, folder: Path) -> Path:
     return repo
 
 
+@pytest.fixture(scope="module")
+def team(sample_run, tmp_path_factory) -> Path:
+    """The sample run published once for the module (publish): the folder of its repo and both
+    remotes, which each test copies (published) instead of pushing everything again."""
+    folder = tmp_path_factory.mktemp("team")
+    publish(sample_run, folder)
+    return folder
+
+
+def published(team: Path, folder: Path) -> Path:
+    """The team's published repo and remotes, copied into `folder`: the repo's git remote and its
+    committed DVC remote point at the copies, committed and pushed there."""
+    shutil.copytree(team, folder, symlinks=True, dirs_exist_ok=True)
+    repo = folder / "repo"
+    run(["git", "remote", "set-url", "origin", str(folder / "origin.git")], repo)
+    config = repo / ".dvc" / "config"
+    config.write_text(config.read_text().replace(str(team / "storage"), str(folder / "storage")))
+    git_commit(repo, "the team's remotes, here")
+    run(["git", "push", "-q", "origin", "main"], repo)
+    return repo
+
+
 def on_slurm(command: str, *args: str) -> list[str]:
     return [sys.executable, "-m", f"scripts.{command}", "--executor", "slurm", *args]
 
 
+# Slow enough to requeue mid-training: 250 steps an epoch (2000 images in batches of 8).
+REQUEUED = ["-S", "model.encoding_dim=4", "-S", "train.epochs=30", "-S", "train.batch_size=8"]
+
+
 @pytest.fixture(scope="module")
-def swept_on_slurm(slurm, sample_run, tmp_path_factory) -> dict:
-    """The sweep of `swept` (one task per CPU of the one-node cluster), through Slurm
-    from a published copy of the sample run: the repo, what it printed, and git's status before."""
-    repo = published(sample_run, tmp_path_factory.mktemp("slurm_sweep"))
-    status = run(["git", "status", "--porcelain"], repo).stdout
-    dims = ",".join(map(str, DIMS))
-    result = run(on_slurm("sweep", "--dims", dims, "-S", "train.epochs=2"), repo, slurm)
-    return {"repo": repo, "output": result.stdout, "status": status}
+def on_slurm_at_once(slurm, team, tmp_path_factory) -> dict[str, dict]:
+    """Three runs through the one-node cluster at once, each from a published copy of the sample
+    run, so that one's waits (the queue, a failed task's settling) overlap the others' work:
+
+    - "sweep": the sweep of `swept` (one task per CPU of the cluster);
+    - "failed": the family on other data than the commit's, whose vae task fails;
+    - "requeued": a one-value sweep whose task Slurm requeues in its second epoch.
+
+    Each gives its repo, its exit status, what it printed, and git's status before."""
+    commands = {
+        "sweep": on_slurm("sweep", "--dims", ",".join(map(str, DIMS)), "-S", "train.epochs=2"),
+        # A vae has no sparsity penalty: its task alone stops on the bad param.
+        "failed": on_slurm(
+            "family",
+            *("--variants", "dense,vae", "--dataset", "fashion_mnist_sample", "--epochs", "1"),
+            *("-S", "model.l1=0.0001"),
+        ),
+        "requeued": on_slurm("sweep", "--dims", "4", *REQUEUED[2:]),
+    }
+    repos = {name: published(team, tmp_path_factory.mktemp(f"slurm_{name}")) for name in commands}
+    runs = {
+        name: {"repo": repo, "status": run(["git", "status", "--porcelain"], repo).stdout}
+        for name, repo in repos.items()
+    }
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with ExitStack() as stack:
+        processes = {
+            name: stack.enter_context(started(command, repos[name], slurm, **pipes))
+            for name, command in commands.items()
+        }
+        log = wait_for_line(repos["requeued"] / ".dvc/tmp/slurm", "Epoch 2/")
+        runs["requeued"]["log"] = log
+        # Slurm holds a requeued task back until its launch credential expires (the test
+        # cluster's cred_expire, 5 s): forcing an earlier start fails the launch.
+        run(["scontrol", "requeue", log.stem], repos["requeued"], slurm)  # JOB_0
+        for name, process in processes.items():
+            output, errors = process.communicate(timeout=TIMEOUT_SECONDS)
+            runs[name] |= {"returncode": process.returncode, "output": output, "errors": errors}
+    return runs
 
 
 @pytest.mark.slow
 def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behind(
     swept,
-    swept_on_slurm,
+    on_slurm_at_once,
     slurm,
 ):
+    swept_on_slurm = on_slurm_at_once["sweep"]
+    assert swept_on_slurm["returncode"] == 0, swept_on_slurm["errors"]
     repo = swept_on_slurm["repo"]
     local, remote = sweep_rows(swept), sweep_rows(repo)
     columns = ["encoding_dim", "parameter_count", "test_bce", "test_mse", "test_psnr", "pca_bce"]
@@ -185,16 +235,13 @@ def test_a_sweep_on_slurm_gives_the_local_queues_metrics_and_leaves_nothing_behi
 
 @pytest.mark.slow
 def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
-    slurm, sample_run, tmp_path
+    slurm, on_slurm_at_once
 ):
     """The family on other data than the commit's: the tasks restore it from the DVC remote."""
-    repo = published(sample_run, tmp_path)
-    # A vae has no sparsity penalty: its task alone stops on the bad param.
-    settings = ["--dataset", "fashion_mnist_sample", "--epochs", "1", "-S", "model.l1=0.0001"]
-    command = on_slurm("family", "--variants", "dense,vae", *settings)
-    result = run(command, repo, slurm, check=False)
-    assert result.returncode == 1
-    line = error_line(result.stderr)
+    result = on_slurm_at_once["failed"]
+    repo = result["repo"]
+    assert result["returncode"] == 1
+    line = error_line(result["errors"])
     failed = re.fullmatch(
         r"error: these experiments did not finish: [\w-]+ \(log: (\.dvc/tmp/slurm/(\d+)_1\.log)\)",
         line,
@@ -205,7 +252,7 @@ def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
     with (repo / "reports/family/fashion_mnist_sample/family.csv").open(newline="") as file:
         assert [row["variant"] for row in csv.DictReader(file)] == ["dense"]
     assert re.search(
-        r"^Slurm job \d+: 0 pending, 0 running, 1 done, 1 failed$", result.stdout, re.M
+        r"^Slurm job \d+: 0 pending, 0 running, 1 done, 1 failed$", result["output"], re.M
     )
     # No task downloaded: the data this machine prepared came from the DVC remote.
     log = (repo / f".dvc/tmp/slurm/{failed.group(2)}_0.log").read_text()
@@ -213,24 +260,13 @@ def test_a_failed_slurm_task_is_named_with_its_log_and_the_others_are_collected(
     assert jobs(slurm) == []
 
 
-# Slow enough to requeue mid-training: 250 steps an epoch (2000 images in batches of 8).
-REQUEUED = ["-S", "model.encoding_dim=4", "-S", "train.epochs=30", "-S", "train.batch_size=8"]
-
-
 @pytest.mark.slow
 def test_a_task_that_slurm_requeues_resumes_and_ends_as_if_never_interrupted(
-    slurm, sample_run, tmp_path
+    slurm, on_slurm_at_once
 ):
-    repo = published(sample_run, tmp_path)
-    command = on_slurm("sweep", "--dims", "4", *REQUEUED[2:])
-    with started(command, repo, slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as sweep:
-        log = wait_for_line(repo / ".dvc/tmp/slurm", "Epoch 2/")
-        task = log.stem  # JOB_0
-        # Slurm holds a requeued task back until its launch credential expires (the test
-        # cluster's cred_expire, 5 s): forcing an earlier start fails the launch.
-        run(["scontrol", "requeue", task], repo, slurm)
-        output, errors = sweep.communicate(timeout=TIMEOUT_SECONDS)
-    assert sweep.returncode == 0, output + errors + log.read_text()
+    sweep = on_slurm_at_once["requeued"]
+    repo, log = sweep["repo"], sweep["log"]
+    assert sweep["returncode"] == 0, sweep["output"] + sweep["errors"] + log.read_text()
     assert re.search(r"Checkpoint found: training resumes at epoch \d+ of 30", log.read_text())
     (name,) = [row["experiment"] for row in sweep_rows(repo)]
     run(["dvc", "exp", "apply", name], repo)
@@ -257,9 +293,9 @@ def wait_for_line(folder: Path, start: str) -> Path:
 
 
 def test_sbatch_options_pass_through_and_slurms_refusal_is_one_line_before_any_work(
-    slurm, sample_run, tmp_path
+    slurm, team, tmp_path
 ):
-    repo = published(sample_run, tmp_path)
+    repo = published(team, tmp_path)
     # Other data than the commit's would be prepared here first: not for options Slurm refuses.
     settings = ["-S", "data.train_size=1000", "--sbatch=--partition=gpu --time=10"]
     result = run(on_slurm("sweep", "--dims", "4", *settings), repo, slurm, check=False)
@@ -340,9 +376,9 @@ def in_dvc_cache(repo: Path) -> tuple[int, str]:
     ids=["uncommitted", "unpushed", "no-dvc-remote", "data-missing", "no-sbatch", "credentials"],
 )
 def test_what_would_fail_every_task_is_one_line_before_anything_is_submitted(
-    sample_run, tmp_path, make_it_so, problem
+    team, tmp_path, make_it_so, problem
 ):
-    repo = published(sample_run, tmp_path)
+    repo = published(team, tmp_path)
     environment = without_slurm(tmp_path / "bin") if make_it_so is None else {}
     if make_it_so:
         make_it_so(repo)

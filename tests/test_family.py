@@ -12,41 +12,25 @@ import matplotlib.image
 import pytest
 
 from tests.conftest import (
-    SAMPLE_PARAMS,
+    FAMILY_DENOISING_EPOCHS,
+    FAMILY_EPOCHS,
+    FAMILY_VARIANTS,
     copy_repo,
-    git_commit,
     mean_image_bce,
     run,
     sample_test_images,
-    set_params,
 )
 from tests.test_pipeline import FIGURE_NAMES
 
-# Three of the family, each a different case for the script: a kind with its own layers (conv), one
-# with its own loss term (vae), and the tutorial's model with noisy inputs (denoising). Every kind's
-# training is tested in test_loop.py, the tutorial's whole pipeline everywhere and deep's in
-# test_pipeline.py; the others here would add minutes of the same.
-VARIANTS = ["conv", "denoising", "vae"]
-EPOCHS, DENOISING_EPOCHS = 3, 2
+VARIANTS = FAMILY_VARIANTS
+EPOCHS, DENOISING_EPOCHS = FAMILY_EPOCHS, FAMILY_DENOISING_EPOCHS
 
 
 @pytest.fixture(scope="module")
-def family_run(tmp_path_factory) -> Path:
+def family_run(queued_runs) -> Path:
     """A repo copy on the sample after `python -m scripts.family --variants conv,denoising,vae
-    --epochs 3,denoising=2 ...`."""
-    repo = copy_repo(tmp_path_factory.mktemp("family"))
-    set_params(repo / "params.yaml", SAMPLE_PARAMS)
-    git_commit(repo, "the family on the sample")
-    try:
-        # Small convolutions and a larger step: each variant beats the average digit in 3 epochs,
-        # the denoising one in 2 (a per-variant count, as --epochs allows).
-        settings = ["-S", "model.filters=[16,16]", "-S", "train.learning_rate=0.003"]
-        epochs = f"{EPOCHS},denoising={DENOISING_EPOCHS}"
-        command = ["--variants", ",".join(VARIANTS), "--epochs", epochs]
-        run([sys.executable, "-m", "scripts.family", *command, *settings], repo)
-    finally:
-        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
-    return repo
+    --epochs 3,denoising=2 ...` (queued_runs)."""
+    return queued_runs["family"]["repo"]
 
 
 def family_rows(repo: Path) -> dict[str, dict]:

@@ -76,10 +76,12 @@ class Rerun:
 
 
 @pytest.fixture(scope="module")
-def encoding_dim_16(sample_run, tmp_path_factory) -> Rerun:
-    repo = copy_run(sample_run, tmp_path_factory.mktemp("encoding_dim_16") / "repo")
-    set_params(repo / "params.yaml", {"model.encoding_dim": 16})
-    stages = repro(repo)
+def encoding_dim_16(encoding_dim_16_run, tmp_path_factory) -> Rerun:
+    """The sample run after `dvc repro` with model.encoding_dim 16 (encoding_dim_16_run, copied),
+    then `dvc repro` again."""
+    made, output = encoding_dim_16_run
+    repo = copy_run(made, tmp_path_factory.mktemp("encoding_dim_16") / "repo")
+    stages = ran_or_restored(output)
     rerun = Rerun(
         repo,
         stages,

@@ -29,6 +29,7 @@ from tests.conftest import (
     STAGES,
     TIMEOUT_SECONDS,
     copy_repo,
+    copy_run,
     error_line,
     git_commit,
     make_workspace,
@@ -125,10 +126,22 @@ def make_two_workspaces(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def two_workers_trained(tmp_path_factory) -> dict:
+def two_workspaces(tmp_path_factory) -> tuple[Path, Path]:
+    """make_two_workspaces, made once for the module's tests, which each take a copy."""
+    return make_two_workspaces(tmp_path_factory.mktemp("two_workspaces"))
+
+
+def copy_two(workspaces: tuple[Path, Path], folder: Path) -> tuple[Path, Path]:
+    """A copy of both workspaces (git, DVC cache and all) in `folder`: the chief's, the other's."""
+    chief, worker = (copy_run(repo, folder / repo.name) for repo in workspaces)
+    return chief, worker
+
+
+@pytest.fixture(scope="module")
+def two_workers_trained(two_workspaces, tmp_path_factory) -> dict:
     """The chief's `dvc repro` and the other worker's `python -m stages.train`, never
     interrupted: both workspaces, what each printed, and the other's files before."""
-    chief, worker = make_two_workspaces(tmp_path_factory.mktemp("two_workers"))
+    chief, worker = copy_two(two_workspaces, tmp_path_factory.mktemp("two_workers"))
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
     before = files(worker)
     command = [sys.executable, "-m", "stages.train"]
@@ -278,9 +291,9 @@ def after_first_epoch(process: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_a_killed_worker_stops_the_other_on_one_line_and_both_restarted_resume(
-    two_workers_trained, tmp_path
+    two_workers_trained, two_workspaces, tmp_path
 ):
-    chief, worker = make_two_workspaces(tmp_path)
+    chief, worker = copy_two(two_workspaces, tmp_path)
     shutil.copytree(worker / PREPARED, chief / PREPARED, dirs_exist_ok=True)  # prepared once
     with two_workers(chief, worker) as (addresses, (first, other)):
         after_first_epoch(other)
@@ -309,8 +322,10 @@ def test_a_killed_worker_stops_the_other_on_one_line_and_both_restarted_resume(
 
 
 @pytest.mark.slow
-def test_a_signal_while_waiting_for_a_stopped_worker_ends_train_within_5_s(tmp_path):
-    chief, worker = make_two_workspaces(tmp_path)
+def test_a_signal_while_waiting_for_a_stopped_worker_ends_train_within_5_s(
+    two_workspaces, tmp_path
+):
+    chief, worker = copy_two(two_workspaces, tmp_path)
     shutil.copytree(worker / PREPARED, chief / PREPARED, dirs_exist_ok=True)  # prepared once
     with two_workers(chief, worker) as (_, (first, other)):
         after_first_epoch(other)

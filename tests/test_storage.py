@@ -78,10 +78,14 @@ class Shared:
 
 
 @pytest.fixture(scope="module")
-def shared(sample_run, tmp_path_factory, remote) -> Shared:
+def shared(sample_run, encoding_dim_16_run, tmp_path_factory, remote) -> Shared:
     """The committed sample run with a default DVC remote, committed, pushed and tagged as the
-    model's version v1.0.0; then a smaller code, trained, committed, pushed and tagged v1.1.0."""
+    model's version v1.0.0; then a smaller code, trained, committed, pushed and tagged v1.1.0.
+    (That training is encoding_dim_16_run's, which the tests share: its run cache, copied in,
+    gives `dvc repro` its outputs.)"""
     origin = copy_run(sample_run, tmp_path_factory.mktemp("shared") / "origin")
+    cache = Path(".dvc", "cache")
+    shutil.copytree(encoding_dim_16_run[0] / cache, origin / cache, dirs_exist_ok=True)
     for command in remote:
         run(command, origin)
     git_commit(origin, "Share the results on a DVC remote")
