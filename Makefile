@@ -33,14 +33,17 @@ repro: venv
 	dvc repro
 
 # The tests run in TEST_WORKERS processes (pytest-xdist), each taking whole test files, so that a
-# file's shared runs are made once; TEST_WORKERS=0 runs them in this one process.
-TEST_WORKERS ?= 2
+# file's shared runs are made once; TEST_WORKERS=0 runs them in this one process. One more worker
+# than a 2-core machine's cores: many tests wait (on a server, a queue, Slurm, a stage's start)
+# while another computes.
+TEST_WORKERS ?= 3
 PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadfile
 # The whole suite gives out its longest files first (tests/conftest.py, LONGEST_FIRST).
 test: dev-venv
 	$(PYTEST) --no-loadscope-reorder $(PYTEST_ARGS)
 
-# The contributor's loop: every stage and every bad input, in a few minutes (pytest -m "not slow").
+# The contributor's loop: every stage and every kind of bad input, within 90 s (pytest -m "not
+# slow"); where several inputs fail the same check, it takes one of them, the whole suite all.
 test-fast: dev-venv
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 

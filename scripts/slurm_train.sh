@@ -15,7 +15,7 @@
 #SBATCH --ntasks-per-node=1
 set -euo pipefail
 dvc repro prepare
-strategy=$(python -c 'from stages import params; print(params.load().train.strategy)')
+strategy=$(python -c 'from stages.common import params; print(params.load().train.strategy)')
 if [ "$strategy" != multi_worker ]; then
   echo "error: train.strategy is $strategy in params.yaml; allowed: multi_worker, for the" \
     "workers of this job to train together" >&2

@@ -80,10 +80,11 @@ def test_mirrored_on_two_logical_cpus_matches_the_one_device_run(sample_repo):
             {"train.batch_size": 2},
             "train.batch_size is 2 for 3 replicas; allowed: at least 3, an image per replica",
         ),
-        (
+        pytest.param(
             {"train.batch_size": 999},  # 2000 = 2 x 999 + 2
             "train.batch_size 999 leaves a last batch of 2 of the 2000 images for 3 replicas; "
             "allowed: a batch size leaving none or at least 3",
+            marks=pytest.mark.slow,  # the same check as above: make test-fast takes one
         ),
     ],
 )
@@ -222,10 +223,17 @@ def slurm_workers(cwd: Path, environment: dict) -> subprocess.CompletedProcess:
     ("variables", "problem"),
     [
         ({"SLURM_PROCID": "x"}, "invalid literal for int() with base 10: 'x'"),
-        ({"SLURM_STEP_TASKS_PER_NODE": "3"}, "Requested 2 tasks but only 3 were assigned."),
-        (
+        # The same line from the same check: each loads TensorFlow, so the contributor's loop
+        # (make test-fast) takes one, the whole suite all.
+        pytest.param(
+            {"SLURM_STEP_TASKS_PER_NODE": "3"},
+            "Requested 2 tasks but only 3 were assigned.",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
             {"SLURM_STEP_NUM_TASKS": "40", "SLURM_STEP_TASKS_PER_NODE": "40"},
             "the Slurm job step has 40 tasks on a node; allowed: at most 16 (one per GPU)",
+            marks=pytest.mark.slow,
         ),
     ],
 )
