@@ -93,9 +93,7 @@ LONGEST_FIRST = [
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     workers = getattr(config, "workerinput", {}).get("workercount", 1)
     rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
-    files = sorted(
-        {item.path.name for item in items}, key=lambda name: (rank.get(name, len(rank)), name)
-    )
+    files = sorted({item.path.name for item in items}, key=lambda name: rank.get(name, len(rank)))
     long, short = [f for f in files if f in rank], [f for f in files if f not in rank]
     order = [*long[:workers], *short[:workers], *long[workers:], *short[workers:]]
     place = {name: index for index, name in enumerate(order)}
