@@ -69,15 +69,12 @@ hypothesis.settings.register_profile(
 )
 hypothesis.settings.load_profile("untimed")
 
-# The test files that take longest (measured, in seconds of the workers), given out first by
-# pytest-xdist when `make test` runs it with --no-loadscope-reorder, so that its workers finish at
-# about the same time instead of one waiting for another's last long file. xdist starts each worker
-# on two files: the first worker gets the first file and the one after the workers' count, and so
-# on; each of the longest files is paired with a short one, not queued behind another long one.
-# (Without the slow tests, xdist's own order, the files with most tests first, is the faster one.)
+# The test files that take longest (measured, in seconds of both workers), given out first by
+# pytest-xdist when `make test` runs it with --no-loadscope-reorder, so that its two workers
+# finish at about the same time instead of one waiting for the other's last long file. (Without
+# the slow tests, xdist's own order, the files with most tests first, is the faster one.)
 LONGEST_FIRST = [
-    "test_experiments.py",  # 130: the sweep, family and one-class runs at once (queued_runs)
-    "test_experiments_on_slurm.py",  # 125: the Slurm runs at once (on_slurm_at_once)
+    "test_experiments.py",  # 196: the sweep, family and one-class runs; the Slurm runs
     "test_scaling.py",  # 160
     "test_pipeline.py",  # 60
     "test_train.py",  # 57
@@ -90,14 +87,9 @@ LONGEST_FIRST = [
 ]
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
-    files = sorted({item.path.name for item in items}, key=lambda name: rank.get(name, len(rank)))
-    long, short = [f for f in files if f in rank], [f for f in files if f not in rank]
-    order = [*long[:workers], *short[:workers], *long[workers:], *short[workers:]]
-    place = {name: index for index, name in enumerate(order)}
-    items.sort(key=lambda item: place[item.path.name])  # stable: files stay whole
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
 
 
 # Stage commands say `python`: make that the interpreter running the tests (the project's .venv).
