@@ -29,11 +29,8 @@ def main() -> None:
 
     if len(np.unique(train_labels)) > 1:  # one-class training leaves nothing to tell apart
         picked = probe_picks(train_labels, config.data.seed)
-        codes, images, labels = (
-            load_npy(paths.PROBE_CODES),
-            train_images[picked],
-            train_labels[picked],
-        )
+        images, labels = train_images[picked], train_labels[picked]
+        codes = load_npy(paths.PROBE_CODES)  # predict encoded the same picks
         metrics["probe"] = {
             "accuracy": probe_accuracy(codes, labels, test_codes, test_labels),
             "pixels_accuracy": probe_accuracy(images, labels, test_images, test_labels),

@@ -117,8 +117,13 @@ def _mirrors(value, _) -> bool:
     return isinstance(value, dict)
 
 
+def _labels(value) -> list:
+    """data.normal_classes as a list: one label may stand alone."""
+    return [value] if type(value) is int else value
+
+
 def _classes(value, loaded: Loaded) -> bool:
-    labels, count = [value] if type(value) is int else value, len(_dataset(loaded).classes)
+    labels, count = _labels(value), len(_dataset(loaded).classes)
     if value == "all" or not isinstance(labels, list) or not all(type(i) is int for i in labels):
         return value == "all"
     why = (
@@ -144,9 +149,7 @@ CLASSES = Rule(
         f"{len(_dataset(loaded).classes) - 1}, fewer than all"
     ),
     _classes,
-    lambda value: (
-        None if value == "all" else tuple(sorted([value] if type(value) is int else value))
-    ),
+    lambda value: None if value == "all" else tuple(sorted(_labels(value))),
 )
 
 
