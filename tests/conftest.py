@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
@@ -346,32 +346,39 @@ def leftovers(root: Path) -> list[str]:
     )
 
 
+def made_once(name: str, make: Callable[[Path], dict], tmp_path_factory, worker_id) -> dict:
+    """What `make(folder)` returns (JSON: the paths it made, what it printed), made once for the
+    session. Under pytest-xdist, the first worker to need it makes it, under a lock, and every
+    worker reads its record. Callers copy what they hand a test, which may change it."""
+    if worker_id == "master":  # one process
+        return make(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent  # every worker's, for this session
+    record = shared / f"{name}.json"
+    with FileLock(shared / f"{name}.lock"):
+        if not record.exists():
+            record.write_text(json.dumps(make(shared / name)))
+    return json.loads(record.read_text())
+
+
 @pytest.fixture(scope="session")
 def first_sample_run(tmp_path_factory, worker_id) -> tuple[Path, str]:
     """The repo, copied, with the whole pipeline run on the sample by `dvc repro`, committed; and
     what dvc printed. The sample comes over HTTP from a mirror on 127.0.0.1 ($DATA_MIRROR, tried
     before the bundled folder params.yaml lists). The tests share this one run and never change
-    it: a test that changes a run gets a copy (sample_repo, copy_run). Under pytest-xdist, the
-    first worker to need it makes it and the others copy it."""
-    if worker_id == "master":  # one process
-        return make_sample_run(tmp_path_factory.mktemp("sample_run"))
-    shared = tmp_path_factory.getbasetemp().parent  # every worker's, for this session
-    made, output = shared / "sample_run", shared / "sample_run.txt"
-    with FileLock(shared / "sample_run.lock"):
-        if not output.exists():
-            _, printed = make_sample_run(made)
-            output.write_text(printed)
-    return copy_run(made, tmp_path_factory.mktemp("sample_run") / "repo"), output.read_text()
+    it: a test that changes a run gets a copy (sample_repo, copy_run)."""
+    made = made_once("sample_run", make_sample_run, tmp_path_factory, worker_id)
+    copy = copy_run(Path(made["repo"]), tmp_path_factory.mktemp("sample_run") / "repo")
+    return copy, made["output"]
 
 
-def make_sample_run(folder: Path) -> tuple[Path, str]:
+def make_sample_run(folder: Path) -> dict:
     folder.mkdir(exist_ok=True)
     repo = copy_repo(folder)
     set_params(repo / "params.yaml", SAMPLE_PARAMS)
     with serving(SAMPLE) as mirror:
         output = run(["dvc", "repro"], repo, {"DATA_MIRROR": mirror}).stdout
     git_commit(repo, "a run on the sample")
-    return repo, output.replace(mirror, "$DATA_MIRROR")
+    return {"repo": str(repo), "output": output.replace(mirror, "$DATA_MIRROR")}
 
 
 @pytest.fixture(scope="session")
@@ -383,24 +390,16 @@ def sample_run(first_sample_run) -> Path:
 def encoding_dim_16_run(tmp_path_factory, worker_id, sample_run) -> tuple[Path, str]:
     """A copy of the sample run after `dvc repro` with model.encoding_dim 16 (set, not
     committed), and what dvc printed: its run cache holds the runs of both codes. The tests share
-    it and never change it (they copy it). Under pytest-xdist, the first worker to need it makes
-    it and the others copy it."""
-    if worker_id == "master":  # one process
-        return make_encoding_dim_16_run(sample_run, tmp_path_factory.mktemp("encoding_dim_16"))
-    shared = tmp_path_factory.getbasetemp().parent  # every worker's, for this session
-    made, output = shared / "encoding_dim_16", shared / "encoding_dim_16.txt"
-    with FileLock(shared / "encoding_dim_16.lock"):
-        if not output.exists():
-            _, printed = make_encoding_dim_16_run(sample_run, made)
-            output.write_text(printed)
-    copy = tmp_path_factory.mktemp("encoding_dim_16") / "repo"
-    return copy_run(made / "repo", copy), output.read_text()
+    it and never change it (they copy it)."""
 
+    def make(folder: Path) -> dict:
+        repo = copy_run(sample_run, folder / "repo")
+        set_params(repo / "params.yaml", {"model.encoding_dim": 16})
+        return {"repo": str(repo), "output": run(["dvc", "repro"], repo).stdout}
 
-def make_encoding_dim_16_run(sample_run: Path, folder: Path) -> tuple[Path, str]:
-    repo = copy_run(sample_run, folder / "repo")
-    set_params(repo / "params.yaml", {"model.encoding_dim": 16})
-    return repo, run(["dvc", "repro"], repo).stdout
+    made = made_once("encoding_dim_16", make, tmp_path_factory, worker_id)
+    copy = copy_run(Path(made["repo"]), tmp_path_factory.mktemp("encoding_dim_16") / "repo")
+    return copy, made["output"]
 
 
 # The runs through DVC's queue that the sweep's, the family's and the one-class tests check.
@@ -421,17 +420,8 @@ def queued_runs(request, tmp_path_factory, worker_id) -> dict[str, dict]:
     queues, starts its workers and collects, which the others' training fills. Each gives its
     repo (a copy, for the test to change), and what it printed (make_queued_runs). Under
     pytest-xdist, the first worker to need them makes them and every worker copies them."""
-    if worker_id == "master":
-        made, record = tmp_path_factory.mktemp("queued_runs"), None
-    else:
-        shared = tmp_path_factory.getbasetemp().parent  # every worker's, for this session
-        made, record = shared / "queued_runs", shared / "queued_runs.json"
-    with FileLock(made.parent / "queued_runs.lock"):
-        if record is None or not record.exists():
-            runs = make_queued_runs(made, request)
-            if record is not None:
-                record.write_text(json.dumps(runs))
-    runs = json.loads(record.read_text()) if record is not None else runs
+    make = functools.partial(make_queued_runs, request=request)
+    runs = made_once("queued_runs", make, tmp_path_factory, worker_id)
     copies = tmp_path_factory.mktemp("queued_run")
     return {
         name: {**made_run, "repo": copy_run(Path(made_run["repo"]), copies / name)}
