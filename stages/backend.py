@@ -7,9 +7,10 @@
 - Importing the two creates millions of objects that live as long as the stage; at Python's
   default threshold (700) the garbage collector rescans them again and again, a good part of the
   import (docs/speed.md). After every 100,000 new objects it still collects.
-- Keras imports scikit-learn, where it is installed, for wrappers no stage uses: about a second of
-  each start. While the two load, `import sklearn` fails as if it were not installed, which Keras
-  allows; afterwards it imports as usual (the evaluate stage uses it).
+- Keras imports scikit-learn and Matplotlib, where they are installed, for wrappers and picture
+  galleries no stage uses: more than a second of each start. While the two load, importing either
+  fails as if it were not installed, which Keras allows; afterwards they import as usual (the
+  evaluate and plot stages use them).
 """
 
 import gc
@@ -19,15 +20,15 @@ import sys
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 gc.set_threshold(100_000)
-_hidden = "sklearn" not in sys.modules
-if _hidden:
-    sys.modules["sklearn"] = None  # None in sys.modules: `import sklearn` raises ImportError
+_hidden = [name for name in ("sklearn", "matplotlib") if name not in sys.modules]
+for name in _hidden:
+    sys.modules[name] = None  # None in sys.modules: `import NAME` raises ImportError
 try:
     import keras
     import tensorflow as tf
     from keras import layers, ops
 finally:
-    if _hidden:
-        del sys.modules["sklearn"]
+    for name in _hidden:
+        del sys.modules[name]
 
 __all__ = ["keras", "layers", "ops", "tf"]
