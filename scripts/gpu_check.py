@@ -34,7 +34,7 @@ def main() -> None:
 
 def devices() -> str:
     """TensorFlow's version and build, and the devices it sees."""
-    import tensorflow as tf
+    from stages.backend import tf
 
     gpus = tf.config.list_physical_devices("GPU")
     build = "with CUDA" if tf.test.is_built_with_cuda() else "without CUDA (the CPU build)"

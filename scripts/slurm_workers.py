@@ -22,9 +22,11 @@ STEP = "the Slurm job step"
 
 
 def main() -> None:
-    from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import get_num_gpus
-
+    # First the stages' own way of loading TensorFlow, which quiets its start-up notices.
     from stages.backend import tf
+
+    # isort: split
+    from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import get_num_gpus
 
     try:
         gpus = get_num_gpus()  # CUDA_VISIBLE_DEVICES, else nvidia-smi's list

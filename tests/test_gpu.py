@@ -165,7 +165,7 @@ def test_the_queue_gets_a_worker_per_core_without_a_gpu(without_gpus):
 @pytest.mark.slow
 def test_gpu_check_reports_the_devices_and_measures_the_sample(sample_repo):
     # Where training should run, asked of TensorFlow here, not read from what gpu_check prints.
-    code = "import stages, tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
+    code = "from stages.backend import tf; print(len(tf.config.list_physical_devices('GPU')))"
     device = "GPU:0" if int(run([sys.executable, "-c", code], REPO).stdout) else "CPU:0"
     output = run(["python", "-m", "scripts.gpu_check"], sample_repo).stdout
     lines = output.splitlines()
