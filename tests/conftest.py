@@ -403,8 +403,9 @@ def encoding_dim_16_run(tmp_path_factory, worker_id, sample_run) -> tuple[Path, 
 
 
 # The runs through DVC's queue that the sweep's, the family's and the one-class tests check.
-# The smallest and the tutorial-sized code: two values show the trend, a third is a minute more.
-SWEEP_DIMS = [2, 32]
+# The codes of the sample run and of encoding_dim_16_run: two values show the trend, and their run
+# cache gives the queue's experiments their outputs (the sweep on Slurm trains them anew).
+SWEEP_DIMS = [16, 36]
 # Three of the family, each a different case for the script: a kind with its own layers (conv), one
 # with its own loss term (vae), and the tutorial's model with noisy inputs (denoising). Every kind's
 # training is tested in test_loop.py, the tutorial's whole pipeline everywhere and deep's in
@@ -432,8 +433,8 @@ def queued_runs(request, tmp_path_factory, worker_id) -> dict[str, dict]:
 def make_queued_runs(folder: Path, request: pytest.FixtureRequest) -> dict[str, dict]:
     """In three repos under `folder`, at once:
 
-    - "sweep": a copy of the repo on the sample, 2 epochs, after `python -m scripts.sweep --dims
-      2,32` (one queue worker: the sweep's two values one after the other);
+    - "sweep": a copy of encoding_dim_16_run's repo as committed, after `python -m scripts.sweep
+      --dims 16,36` (one queue worker: the sweep's two values one after the other);
     - "family": a copy of the repo on the sample after `python -m scripts.family --variants
       conv,denoising,vae --epochs 3,denoising=2` with small convolutions and a larger step;
     - "one_class": a copy of the sample run after `python -m scripts.anomaly --kinds dense
@@ -443,13 +444,10 @@ def make_queued_runs(folder: Path, request: pytest.FixtureRequest) -> dict[str, 
     Each with what its script printed ("output")."""
     folder.mkdir(exist_ok=True)
     repos, commands = {}, {}
-    for name, changes in (("sweep", {"train.epochs": 2}), ("family", {})):
-        (folder / name).mkdir()
-        repos[name] = copy_repo(folder / name)
-        set_params(repos[name] / "params.yaml", {**SAMPLE_PARAMS, **changes})
-        git_commit(repos[name], f"the {name} on the sample")
-    dims = ",".join(map(str, SWEEP_DIMS))
-    commands["sweep"] = ["scripts.sweep", "--dims", dims, "--jobs", "1"]
+    (folder / "family").mkdir()
+    repos["family"] = copy_repo(folder / "family")
+    set_params(repos["family"] / "params.yaml", SAMPLE_PARAMS)
+    git_commit(repos["family"], "the family on the sample")
     # Small convolutions and a larger step: each variant beats the average digit in 3 epochs,
     # the denoising one in 2 (a per-variant count, as --epochs allows).
     epochs = f"{FAMILY_EPOCHS},denoising={FAMILY_DENOISING_EPOCHS}"
@@ -459,13 +457,20 @@ def make_queued_runs(folder: Path, request: pytest.FixtureRequest) -> dict[str, 
     # 30 epochs of the sample's 220 ones (7 steps an epoch).
     commands["one_class"] = ["scripts.anomaly", "--kinds", "dense", "--classes", "1"]
     commands["one_class"] += ["--jobs", "1"]
+    dims = ",".join(map(str, SWEEP_DIMS))
+    commands["sweep"] = ["scripts.sweep", "--dims", dims, "--jobs", "1"]
     runs, processes = {}, {}
     try:
         with ExitStack() as stack:
             for name in commands:
-                if name == "one_class":  # the sample run, made meanwhile if not yet
-                    sample = request.getfixturevalue("sample_run")
-                    repos[name] = copy_run(sample, folder / name)
+                # The runs these start from, made meanwhile if not yet.
+                if name == "one_class":
+                    repos[name] = copy_run(request.getfixturevalue("sample_run"), folder / name)
+                elif name == "sweep":
+                    runs_of_both = request.getfixturevalue("encoding_dim_16_run")[0]
+                    repos[name] = copy_run(runs_of_both, folder / name)
+                    run(["git", "checkout", "--", "params.yaml"], repos[name])
+                    run(["dvc", "checkout"], repos[name])
                 output = stack.enter_context((folder / f"{name}.out").open("w+"))
                 errors = stack.enter_context((folder / f"{name}.err").open("w+"))
                 command = [sys.executable, "-m", *commands[name]]
