@@ -1,17 +1,16 @@
 """Score your own images with a trained autoencoder: each one's reconstruction error, and whether it
 reaches the anomaly threshold that the evaluation chose on the test set.
 
-    python -m scripts.score digits/                          # a folder's .png files
-    python -m scripts.score a.png b.png digits.npy --output digits.csv
+    python -m scripts.score digits/                          # a folder's images and arrays
+    python -m scripts.score a.png b.jpg digits.npy --output digits.csv
     python -m scripts.score digits/ --model autoencoder.keras --metrics metrics.json
     python -m scripts.score digits/ --threshold 0.05
 
-Images go in as the pipeline's data does: greyscale, 28x28, scaled to [0, 1], flattened to 784.
-A PNG of another size is resized with Pillow's BOX filter (each pixel the mean of the area it
-covers); a transparent one is first laid on white, as a viewer shows it; colours are not
-inverted, so images must be light on dark, like MNIST. A bad file (an image of more than
-MAX_PIXELS, an array whose header claims more than the file holds) is reported on one line and
-skipped, the rest are scored, and the exit status is 1.
+Images go in as the pipeline's data does: greyscale, 28x28, scaled to [0, 1], flattened to 784
+(stages/images.py: any format Pillow reads, any size; a transparent one laid on white). Colours
+are not inverted, so images must be light on dark, like MNIST. A bad file (not an image, an image
+too large to decode, an array whose header claims more than the file holds) is reported on one
+line and skipped, the rest are scored, and the exit status is 1.
 """
 
 import argparse
@@ -23,19 +22,17 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from stages.common.datasets import IMAGE_SIDE, IMAGE_SIZE, scale_and_flatten
 from stages.common.files import atomic_path
 from stages.common.paths import EVALUATION_METRICS, MODEL
 from stages.common.runner import StageError, gist, run
+from stages.images import read_image
 from stages.metrics import anomalous, reconstruction_errors
 
-PATHS_ALLOWED = "a folder of .png files, a .png file or a .npy array"
-PNG_ALLOWED = "a PNG image of any size, light on dark"
+PATHS_ALLOWED = "a folder of images and .npy arrays, an image file or a .npy array"
 NPY_ALLOWED = f"N x {IMAGE_SIZE} or N x {IMAGE_SIDE} x {IMAGE_SIDE}, uint8 or floats in [0, 1]"
 BATCH_SIZE = 1000  # images per call: a convolutional model's activations for many more take GBs
-MAX_PIXELS = 4096 * 4096  # an image larger than this is refused before it is decoded
 
 
 def main() -> None:
@@ -121,7 +118,7 @@ def anomaly_threshold(args: argparse.Namespace) -> tuple[float, str]:
 
 
 def read_images(paths: list[Path]) -> tuple[list[str], np.ndarray, int]:
-    """The images of the paths (a folder's .png files in name order), as the pipeline's data, and
+    """The images of the paths (a folder's files in name order), as the pipeline's data, and
     their names; each bad file reported on one line and left out, and how many there were."""
     names, images, bad = [], [], 0
     for path in image_files(paths):
@@ -137,58 +134,28 @@ def read_images(paths: list[Path]) -> tuple[list[str], np.ndarray, int]:
 
 
 def image_files(paths: list[Path]) -> list[Path]:
-    """The paths, each folder replaced by its .png files in name order (kept, if it has none)."""
+    """The paths, each folder replaced by its files in name order (kept, if it has none), but
+    for hidden ones (.DS_Store and the like)."""
     files = []
     for path in paths:
-        pngs = (
-            sorted(p for p in path.iterdir() if is_png(p) and p.is_file()) if path.is_dir() else []
+        listed = sorted(
+            file
+            for file in (path.iterdir() if path.is_dir() else ())
+            if file.is_file() and not file.name.startswith(".")
         )
-        files.extend(pngs or [path])
+        files.extend(listed or [path])
     return files
-
-
-def is_png(path: Path) -> bool:
-    return path.suffix.lower() == ".png"
 
 
 def read(path: Path) -> tuple[list[str], np.ndarray]:
     """A file's names and images, e.g. `digits.npy[3]`, the images as N x 784 in [0, 1]."""
-    if path.is_file() and is_png(path):
-        return [str(path)], read_png(path)
     if path.is_file() and path.suffix.lower() == ".npy":
         array = read_npy(path)
         return [f"{path}[{index}]" for index in range(len(array))], array
-    if path.is_dir():
-        problem = "a folder without .png files"
-    else:
-        problem = "neither a .png nor a .npy file" if path.exists() else "not found"
+    if path.is_file():
+        return [str(path)], scale_and_flatten(read_image(path, IMAGE_SIDE)[np.newaxis])
+    problem = "a folder without files" if path.is_dir() else "not found"
     raise StageError(f"{path}: {problem}; allowed: {PATHS_ALLOWED}")
-
-
-def read_png(path: Path) -> np.ndarray:
-    """One image as the pipeline's data: greyscale, 28x28 (BOX-resized), in [0, 1], 1 x 784."""
-    try:
-        with Image.open(path) as image:
-            if image.format != "PNG":
-                raise StageError(
-                    f"{path}: a {image.format} image, not a PNG; allowed: {PNG_ALLOWED}"
-                )
-            if image.width * image.height > MAX_PIXELS:  # known from the header alone
-                raise StageError(
-                    f"{path}: {image.width}x{image.height} pixels; allowed: {PNG_ALLOWED}, of at "
-                    f"most {MAX_PIXELS} pixels"
-                )
-            if image.mode.startswith("I"):  # 16-bit grey: Pillow's "L" would clip it at 255
-                grey = Image.fromarray(np.rint(np.asarray(image) / 257).astype(np.uint8))
-            elif image.has_transparency_data:  # on white, as a viewer shows it
-                page = Image.new("RGBA", image.size, "white")
-                grey = Image.alpha_composite(page, image.convert("RGBA")).convert("L")
-            else:
-                grey = image.convert("L")
-            pixels = np.asarray(grey.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise StageError(f"{path}: not a readable PNG image; allowed: {PNG_ALLOWED}") from None
-    return scale_and_flatten(pixels[np.newaxis])
 
 
 def read_npy(path: Path) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""scripts/score.py on the sample run's model: real test images as PNGs and arrays score what the
-predict stage's reconstructions score, noise is anomalous, bad files and arguments are one line."""
+"""scripts/score.py on the sample run's model: real test images as image files of several formats
+and as arrays score what the predict stage's reconstructions score, noise is anomalous, bad files
+and arguments are one line."""
 
 import csv
 import json
@@ -12,10 +13,13 @@ from PIL import Image
 from scripts import score
 from stages.common.paths import EVALUATION_METRICS, MODEL, RECONSTRUCTIONS, TEST_IMAGES
 from stages.common.runner import StageError
+from stages.images import ALLOWED as IMAGE_ALLOWED
 from stages.metrics import reconstruction_errors
 from tests.conftest import error_line, run
 
-SHOWN = 6  # the first test images, written as PNGs and arrays
+SHOWN = 6  # the first test images, written as image files and arrays
+# The format each of them is written in: lossless, so that each scores exactly as its array.
+FORMATS = ["png", "bmp", "tiff", "gif", "webp", "png"]
 
 
 @pytest.fixture(scope="module")
@@ -29,29 +33,37 @@ def expected(sample_run) -> dict:
 
 @pytest.fixture(scope="module")
 def scored(sample_run, expected, tmp_path_factory) -> dict:
-    """One run of the script on a folder of PNGs (test images at 28x28 and 56x56, a typical one,
-    noise, a text file named x.png), the same images as two arrays, and an array of bad shape."""
+    """One run of the script on a folder of images (test images in several formats, at 28x28 and
+    56x56, as an RGB JPEG, a typical one, noise, a text file named x.png, a cut PNG, an array), the
+    same images as two arrays, and an array of bad shape."""
     folder = tmp_path_factory.mktemp("score")
     images, errors = expected["images"], expected["errors"]
     digits = np.rint(images * 255).astype(np.uint8).reshape(-1, 28, 28)
-    pngs = folder / "pngs"
-    pngs.mkdir()
-    for index in range(SHOWN):
-        Image.fromarray(digits[index]).save(pngs / f"{index}.png")
+    pictures = folder / "images"
+    pictures.mkdir()
+    for index, suffix in zip(range(SHOWN), FORMATS, strict=True):
+        Image.fromarray(digits[index]).save(pictures / f"{index}.{suffix}", lossless=True)
+    rgb = Image.fromarray(digits[0]).convert("RGB")
+    rgb.save(pictures / "colour.jpg", quality=100, subsampling=0)
+    (pictures / "cut.png").write_bytes(
+        (pictures / "0.png").read_bytes()[:200]
+    )  # a download cut short
+    np.save(pictures / "more.npy", images[:2])  # an array among the images is read too
+    (pictures / ".DS_Store").write_bytes(b"a file macOS leaves in every folder it shows")
     # Each pixel of test image 0 as a 2x2 block: BOX resampling gives the image back.
-    Image.fromarray(np.kron(digits[0], np.ones((2, 2), np.uint8))).save(pngs / "large.png")
+    Image.fromarray(np.kron(digits[0], np.ones((2, 2), np.uint8))).save(pictures / "large.png")
     typical = int(np.argsort(errors)[len(errors) // 2])  # the median error
-    Image.fromarray(digits[typical]).save(pngs / "typical.png")
+    Image.fromarray(digits[typical]).save(pictures / "typical.png")
     noise = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
-    Image.fromarray(noise).save(pngs / "noise.png")
-    (pngs / "x.png").write_text("not an image\n")
+    Image.fromarray(noise).save(pictures / "noise.png")
+    (pictures / "x.png").write_text("not an image\n")
     # Test image 1 drawn dark on white, and the same ink on a transparent background: black
     # whose opacity is the stroke, as a drawing app exports it.
-    Image.fromarray(255 - digits[1]).save(pngs / "opaque.png")
+    Image.fromarray(255 - digits[1]).save(pictures / "opaque.png")
     ink = np.zeros((28, 28, 4), np.uint8)
     ink[..., 3] = digits[1]
-    Image.fromarray(ink, "RGBA").save(pngs / "transparent.png")
-    Image.new("L", (4100, 4100)).save(pngs / "huge.png")  # 16.8 megapixels, a small file
+    Image.fromarray(ink, "RGBA").save(pictures / "transparent.png")
+    Image.new("L", (4100, 4100)).save(pictures / "huge.png")  # 16.8 megapixels, a small file
     np.save(folder / "floats.npy", images[:SHOWN])  # N x 784 floats, as prepare writes them
     np.save(folder / "bytes.npy", digits[:SHOWN])  # N x 28 x 28 uint8
     np.save(folder / "wrong.npy", np.zeros((2, 28)))
@@ -60,7 +72,7 @@ def scored(sample_run, expected, tmp_path_factory) -> dict:
         np.lib.format.write_array_header_1_0(file, header)
     output = folder / "scores.csv"
     paths = [
-        pngs,
+        pictures,
         folder / "floats.npy",
         folder / "wrong.npy",
         folder / "claims.npy",
@@ -73,30 +85,32 @@ def scored(sample_run, expected, tmp_path_factory) -> dict:
     return {"result": result, "rows": rows, "folder": folder, "typical": typical}
 
 
-def test_pngs_and_arrays_of_test_images_score_as_the_predict_stage_reconstructs_them(
+def test_images_and_arrays_of_test_images_score_as_the_predict_stage_reconstructs_them(
     scored, expected
 ):
     rows, folder, errors = scored["rows"], scored["folder"], expected["errors"]
-    for index in range(SHOWN):
-        for name in [f"pngs/{index}.png", f"floats.npy[{index}]", f"bytes.npy[{index}]"]:
+    for index, suffix in zip(range(SHOWN), FORMATS, strict=True):
+        for name in [f"images/{index}.{suffix}", f"floats.npy[{index}]", f"bytes.npy[{index}]"]:
             assert float(rows[str(folder / name)]["error"]) == pytest.approx(
                 errors[index], abs=1e-6
             ), name
-    assert float(rows[str(folder / "pngs/large.png")]["error"]) == pytest.approx(
-        errors[0], abs=1e-6
-    )
+    for name in ["images/large.png", "images/more.npy[0]"]:
+        assert float(rows[str(folder / name)]["error"]) == pytest.approx(errors[0], abs=1e-6)
+    # JPEG is lossy, even at quality 100: a pixel may be off by a level or two.
+    colour = float(rows[str(folder / "images/colour.jpg")]["error"])
+    assert colour == pytest.approx(errors[0], rel=0.02)
 
 
 def test_an_image_is_anomalous_when_its_error_reaches_the_evaluations_threshold(scored, expected):
     rows, folder, threshold = scored["rows"], scored["folder"], expected["threshold"]
     for row in rows.values():
         assert row["anomalous"] == ("true" if float(row["error"]) >= threshold else "false")
-    assert rows[str(folder / "pngs/noise.png")]["anomalous"] == "true"
-    assert rows[str(folder / "pngs/typical.png")]["anomalous"] == "false"
+    assert rows[str(folder / "images/noise.png")]["anomalous"] == "true"
+    assert rows[str(folder / "images/typical.png")]["anomalous"] == "false"
     anomalous = sum(row["anomalous"] == "true" for row in rows.values())
     assert scored["result"].stdout.startswith(
         f"{folder / 'scores.csv'}: {len(rows)} images scored, {anomalous} anomalous "
-        f"(error >= {threshold:.6g}, anomaly.threshold of {EVALUATION_METRICS}); 4 bad files"
+        f"(error >= {threshold:.6g}, anomaly.threshold of {EVALUATION_METRICS}); 5 bad files"
     )
 
 
@@ -105,24 +119,29 @@ def test_each_bad_file_is_one_line_and_the_rest_are_scored(scored):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert lines[:3] == [
-        f"error: {folder / 'pngs/huge.png'}: 4100x4100 pixels; allowed: {score.PNG_ALLOWED}, "
+    unreadable = f"not a readable image; allowed: {IMAGE_ALLOWED}"
+    assert lines[:4] == [
+        f"error: {folder / 'images/cut.png'}: {unreadable}",
+        f"error: {folder / 'images/huge.png'}: 4100x4100 pixels; allowed: {IMAGE_ALLOWED}, "
         f"of at most {4096 * 4096} pixels",
-        f"error: {folder / 'pngs/x.png'}: not a readable PNG image; allowed: {score.PNG_ALLOWED}",
+        f"error: {folder / 'images/x.png'}: {unreadable}",
         f"error: {folder / 'wrong.npy'}: an array of shape (2, 28); allowed: {score.NPY_ALLOWED}",
     ]
-    assert lines[3].startswith(f"error: {folder / 'claims.npy'}: not a readable .npy array (")
-    assert lines[3].endswith(f"); allowed: {score.NPY_ALLOWED}") and len(lines) == 4
-    names = [*range(SHOWN), "large", "noise", "opaque", "transparent", "typical"]
-    pngs = [f"pngs/{name}.png" for name in names]
+    assert lines[4].startswith(f"error: {folder / 'claims.npy'}: not a readable .npy array (")
+    assert lines[4].endswith(f"); allowed: {score.NPY_ALLOWED}") and len(lines) == 5
+    # Every file of the folder in name order, but for the hidden one; each array's images.
+    files = [f"{index}.{suffix}" for index, suffix in zip(range(SHOWN), FORMATS, strict=True)]
+    files += ["colour.jpg", "large.png", "more.npy[0]", "more.npy[1]", "noise.png", "opaque.png"]
+    files += ["transparent.png", "typical.png"]
     arrays = [f"{name}.npy[{index}]" for name in ("floats", "bytes") for index in range(SHOWN)]
-    assert list(scored["rows"]) == [str(folder / name) for name in pngs + arrays]
+    named = [f"images/{name}" for name in files] + arrays
+    assert list(scored["rows"]) == [str(folder / name) for name in named]
 
 
 def test_a_digit_on_a_transparent_background_scores_as_the_same_digit_opaque(scored):
     rows, folder = scored["rows"], scored["folder"]
-    opaque = float(rows[str(folder / "pngs/opaque.png")]["error"])
-    assert float(rows[str(folder / "pngs/transparent.png")]["error"]) == opaque
+    opaque = float(rows[str(folder / "images/opaque.png")]["error"])
+    assert float(rows[str(folder / "images/transparent.png")]["error"]) == opaque
 
 
 def test_a_missing_model_stops_before_tensorflow_loads_and_writes_nothing(sample_run, tmp_path):
