@@ -6,9 +6,10 @@ reaches the anomaly threshold that the evaluation chose on the test set.
     python -m scripts.score digits/ --model autoencoder.keras --metrics metrics.json
     python -m scripts.score digits/ --threshold 0.05
 
-Images go in as the pipeline's data does: greyscale, 28x28, scaled to [0, 1], flattened to 784
-(stages/images.py: any format Pillow reads, any size; a transparent one laid on white). Colours
-are not inverted, so images must be light on dark, like MNIST. A bad file (not an image, an image
+Images go in as the pipeline's data does: greyscale, scaled to the square the model was trained on
+(data.image_size, read from the model's input), pixels in [0, 1], flattened (stages/images.py: any
+format Pillow reads, any size; a transparent one laid on white). Colours are not inverted, so
+images must be light on dark, like MNIST. A bad file (not an image, an image
 too large to decode, an array whose header claims more than the file holds) is reported on one
 line and skipped, the rest are scored, and the exit status is 1.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common.datasets import IMAGE_SIDE, IMAGE_SIZE, scale_and_flatten
+from stages.common.datasets import scale_and_flatten
 from stages.common.files import atomic_path
 from stages.common.paths import EVALUATION_METRICS, MODEL
 from stages.common.runner import StageError, gist, run
@@ -31,7 +32,6 @@ from stages.images import read_image
 from stages.metrics import anomalous, reconstruction_errors
 
 PATHS_ALLOWED = "a folder of images and .npy arrays, an image file or a .npy array"
-NPY_ALLOWED = f"N x {IMAGE_SIZE} or N x {IMAGE_SIDE} x {IMAGE_SIDE}, uint8 or floats in [0, 1]"
 BATCH_SIZE = 1000  # images per call: a convolutional model's activations for many more take GBs
 
 
@@ -41,13 +41,14 @@ def main() -> None:
     if not args.model.is_file():
         raise StageError(f"{args.model}: not found; allowed: a .keras model of the train stage")
     check_writable(args.output)
-    names, images, bad = read_images(args.paths)
-    if not names:
-        raise StageError(f"no images to score; allowed: {PATHS_ALLOWED}")
 
-    from stages import inference  # TensorFlow loads here, once the arguments and images are checked
+    from stages import inference  # TensorFlow loads here, once the arguments are checked
 
     autoencoder = inference.load_autoencoder(args.model)
+    side = math.isqrt(autoencoder.input_shape[-1])  # the run's data.image_size
+    names, images, bad = read_images(args.paths, side)
+    if not names:
+        raise StageError(f"no images to score; allowed: {PATHS_ALLOWED}")
     errors = reconstruction_errors(images, reconstruct(autoencoder, images))
     flagged = anomalous(errors, threshold)
     with atomic_path(args.output) as temporary, temporary.open("w", newline="") as file:
@@ -117,20 +118,20 @@ def anomaly_threshold(args: argparse.Namespace) -> tuple[float, str]:
     return float(threshold), source
 
 
-def read_images(paths: list[Path]) -> tuple[list[str], np.ndarray, int]:
+def read_images(paths: list[Path], side: int) -> tuple[list[str], np.ndarray, int]:
     """The images of the paths (a folder's files in name order), as the pipeline's data, and
     their names; each bad file reported on one line and left out, and how many there were."""
     names, images, bad = [], [], 0
     for path in image_files(paths):
         try:
-            file_names, file_images = read(path)
+            file_names, file_images = read(path, side)
         except StageError as error:
             print(f"error: {error}", file=sys.stderr)
             bad += 1
         else:
             names.extend(file_names)
             images.append(file_images)
-    return names, np.concatenate(images) if images else np.empty((0, IMAGE_SIZE)), bad
+    return names, np.concatenate(images) if images else np.empty((0, side * side)), bad
 
 
 def image_files(paths: list[Path]) -> list[Path]:
@@ -147,37 +148,39 @@ def image_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read(path: Path) -> tuple[list[str], np.ndarray]:
-    """A file's names and images, e.g. `digits.npy[3]`, the images as N x 784 in [0, 1]."""
+def read(path: Path, side: int) -> tuple[list[str], np.ndarray]:
+    """A file's names and images, e.g. `digits.npy[3]`, the images as N x side² in [0, 1]."""
     if path.is_file() and path.suffix.lower() == ".npy":
-        array = read_npy(path)
+        array = read_npy(path, side)
         return [f"{path}[{index}]" for index in range(len(array))], array
     if path.is_file():
-        return [str(path)], scale_and_flatten(read_image(path, IMAGE_SIDE)[np.newaxis])
+        return [str(path)], scale_and_flatten(read_image(path, side)[np.newaxis])
     problem = "a folder without files" if path.is_dir() else "not found"
     raise StageError(f"{path}: {problem}; allowed: {PATHS_ALLOWED}")
 
 
-def read_npy(path: Path) -> np.ndarray:
-    """An array of images as the pipeline's data: N x 784 float32 in [0, 1]."""
+def npy_allowed(side: int) -> str:
+    return f"N x {side * side} or N x {side} x {side}, uint8 or floats in [0, 1]"
+
+
+def read_npy(path: Path, side: int) -> np.ndarray:
+    """An array of side x side images as the pipeline's data: N x side² float32 in [0, 1]."""
+    allowed = npy_allowed(side)
     try:  # memory-mapped: a header that claims more than the file holds fails here, unread
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise StageError(
-            f"{path}: not a readable .npy array ({gist(error)}); allowed: {NPY_ALLOWED}"
+            f"{path}: not a readable .npy array ({gist(error)}); allowed: {allowed}"
         ) from None
-    side = IMAGE_SIDE
-    if array.shape[1:] not in [(IMAGE_SIZE,), (side, side)] or len(array) == 0:
-        raise StageError(f"{path}: an array of shape {array.shape}; allowed: {NPY_ALLOWED}")
+    if array.shape[1:] not in [(side * side,), (side, side)] or len(array) == 0:
+        raise StageError(f"{path}: an array of shape {array.shape}; allowed: {allowed}")
     if array.dtype == np.uint8:
         return scale_and_flatten(array)
     if array.dtype.kind != "f":
-        raise StageError(f"{path}: an array of {array.dtype}; allowed: {NPY_ALLOWED}")
+        raise StageError(f"{path}: an array of {array.dtype}; allowed: {allowed}")
     if not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
-        raise StageError(
-            f"{path}: values from {array.min()} to {array.max()}; allowed: {NPY_ALLOWED}"
-        )
-    return array.astype(np.float32).reshape(len(array), IMAGE_SIZE)
+        raise StageError(f"{path}: values from {array.min()} to {array.max()}; allowed: {allowed}")
+    return array.astype(np.float32).reshape(len(array), side * side)
 
 
 def reconstruct(autoencoder, images: np.ndarray) -> np.ndarray:

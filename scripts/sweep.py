@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt
 
 from scripts import experiments
 from stages import figures
-from stages.common.datasets import IMAGE_SIZE
+from stages.common import params
+from stages.common.runner import StageError
 
 DEFAULT_DIMS = "2,4,8,16,32,36,64,128"
 SWEEP = Path("reports/sweep")
@@ -65,8 +66,14 @@ def encoding_dims(text: str) -> list[int]:
         dims = [int(value) for value in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: allowed: comma-separated integers") from None
-    if not all(1 <= dim <= IMAGE_SIZE for dim in dims) or len(set(dims)) != len(dims):
-        raise argparse.ArgumentTypeError(f"{text!r}: allowed: distinct integers from 1 to 784")
+    # At most a value per pixel, at params.yaml's data.image_size (each experiment's params check
+    # one set with -S).
+    try:
+        pixels = params.load().data.image_size ** 2
+    except StageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not all(1 <= dim <= pixels for dim in dims) or len(set(dims)) != len(dims):
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed: distinct integers from 1 to {pixels}")
     return dims
 
 
@@ -84,6 +91,7 @@ def rate_distortion(rows: list[dict]):
     """Test BCE and PSNR against the code size, the autoencoder's beside PCA's with as many
     components, with the compression ratio on the top axis."""
     dims = [row["encoding_dim"] for row in rows]
+    ratios = {row["encoding_dim"]: row["compression_ratio"] for row in rows}
     ticks = readable_ticks(dims)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for axis, column, label in (
@@ -110,9 +118,9 @@ def rate_distortion(rows: list[dict]):
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         top = axis.secondary_xaxis("top")
-        top.set_xticks(ticks, labels=[f"{IMAGE_SIZE / dim:.3g}x" for dim in ticks], fontsize=8)
+        top.set_xticks(ticks, labels=[f"{ratios[dim]:.3g}x" for dim in ticks], fontsize=8)
         top.minorticks_off()
-        top.set_xlabel("compression ratio (784 / encoding_dim)")
+        top.set_xlabel("compression ratio (pixels / encoding_dim)")
     figure.suptitle("What a smaller code costs: rate against distortion")
     figure.tight_layout()
     return figure

@@ -8,7 +8,6 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from stages.common.datasets import IMAGE_SIDE  # noqa: E402
 from stages.common.files import atomic_path  # noqa: E402
 
 DPI = 100
@@ -28,7 +27,9 @@ def code_grid(encoding_dim: int) -> tuple[int, int]:
 
 
 def as_picture(image: np.ndarray) -> np.ndarray:
-    return image.reshape(IMAGE_SIDE, IMAGE_SIDE)
+    """A flattened square image as its rows (the pipeline's images are square, any size)."""
+    side = math.isqrt(image.size)
+    return image.reshape(side, side)
 
 
 def as_grid(code: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Image files as the pipeline's data: any format Pillow reads, any size and mode, made greyscale
-and scaled to the pipeline's square. One conversion for every reader of image files."""
+"""Images as the pipeline's data: files in any format Pillow reads, any size and mode, made
+greyscale; files and arrays scaled to the pipeline's square (data.image_size) alike."""
 
 from pathlib import Path
 
@@ -30,7 +30,18 @@ def read_image(path: Path, side: int) -> np.ndarray:
                 grey = Image.alpha_composite(page, image.convert("RGBA")).convert("L")
             else:
                 grey = image.convert("L")
-            return np.asarray(grey.resize((side, side), Image.Resampling.BOX))
+            return scaled(grey, side)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         # Pillow's words for a truncated file or one it cannot identify name no format to allow.
         raise StageError(f"{path}: not a readable image; allowed: {ALLOWED}") from None
+
+
+def resize(images: np.ndarray, side: int) -> np.ndarray:
+    """N greyscale uint8 images (N x height x width) scaled to N x side x side, as files are."""
+    return np.stack([scaled(Image.fromarray(image), side) for image in images])
+
+
+def scaled(grey: Image.Image, side: int) -> np.ndarray:
+    """Pillow's BOX filter: each pixel the mean of the area it covers (an image of that size
+    already is left as it is)."""
+    return np.asarray(grey.resize((side, side), Image.Resampling.BOX))

@@ -40,7 +40,8 @@ def encode_and_reconstruct(autoencoder: keras.Model, images) -> tuple:
     results = keras.Model(autoencoder.input, outputs)(images)
     terms = {}
     if is_variational(autoencoder):
-        terms["kl"] = float(ops.mean(kl_divergence(results["codes"], results["log_vars"])))
+        kl = kl_divergence(results["codes"], results["log_vars"], images.shape[1])
+        terms["kl"] = float(ops.mean(kl))
     return results["codes"], results["reconstructions"], terms
 
 

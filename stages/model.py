@@ -1,13 +1,15 @@
 """The tutorial's autoencoders, one small builder per kind, each with layers named "code" and
-"reconstruction" (docs/pipeline.md, "The models"); seeding, and a save that repeats byte for byte.
+"reconstruction" (docs/pipeline.md, "The models"), for images of any square size given as their
+number of pixels (784: MNIST's 28x28); seeding, and a save that repeats byte for byte.
 """
 
 import json
+import math
 import zipfile
 from pathlib import Path
 
 from stages.backend import keras, layers, ops, tf
-from stages.common.datasets import IMAGE_SIDE, IMAGE_SIZE
+from stages.common.datasets import IMAGE_SIZE
 from stages.common.files import atomic_path
 from stages.common.params import ModelParams
 
@@ -22,35 +24,38 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def build_autoencoder(model: ModelParams) -> keras.Model:
-    return BUILDERS[model.kind](model)
+def build_autoencoder(model: ModelParams, pixels: int = IMAGE_SIZE) -> keras.Model:
+    return BUILDERS[model.kind](model, pixels)
 
 
-def dense(model: ModelParams) -> keras.Model:
+def dense(model: ModelParams, pixels: int) -> keras.Model:
     """The tutorial's: 784 -> Dense(encoding_dim) -> Dense(784)."""
-    return stacked(model, widths=())
+    return stacked(model, pixels, widths=())
 
 
-def deep(model: ModelParams) -> keras.Model:
+def deep(model: ModelParams, pixels: int) -> keras.Model:
     """Dense layers of model.hidden widths to the code, mirrored back (the tutorial's 128-64-32)."""
-    return stacked(model, model.hidden)
+    return stacked(model, pixels, model.hidden)
 
 
-def stacked(model: ModelParams, widths: tuple[int, ...]) -> keras.Model:
-    image = keras.Input(shape=(IMAGE_SIZE,), name="image")
+def stacked(model: ModelParams, pixels: int, widths: tuple[int, ...]) -> keras.Model:
+    image = keras.Input(shape=(pixels,), name="image")
     code = code_layer(model)(dense_layers(image, widths, model))
-    return autoencoder(image, reconstruction_layer(model)(dense_layers(code, widths[::-1], model)))
+    decoded = dense_layers(code, widths[::-1], model)
+    return autoencoder(image, reconstruction_layer(model, pixels)(decoded))
 
 
-def conv(model: ModelParams) -> keras.Model:
-    """keras-io's convolutional autoencoder, with a Dense code of encoding_dim values between."""
-    image = keras.Input(shape=(IMAGE_SIZE,), name="image")
-    x = layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(image)
+def conv(model: ModelParams, pixels: int) -> keras.Model:
+    """keras-io's convolutional autoencoder, with a Dense code of encoding_dim values between.
+    Each block halves the picture, so its side must divide by 2 once per block (params checks)."""
+    image = keras.Input(shape=(pixels,), name="image")
+    image_side = math.isqrt(pixels)
+    x = layers.Reshape((image_side, image_side, 1))(image)
     for filters in model.filters:
         x = layers.Conv2D(filters, 3, padding="same", activation=model.activation)(x)
         x = layers.MaxPooling2D(2)(x)
     code = code_layer(model)(layers.Flatten()(x))
-    side, channels = IMAGE_SIDE // 2 ** len(model.filters), model.filters[-1]
+    side, channels = image_side // 2 ** len(model.filters), model.filters[-1]
     x = layers.Dense(side * side * channels, activation=model.activation)(code)
     x = layers.Reshape((side, side, channels))(x)
     for filters in reversed(model.filters):
@@ -62,15 +67,15 @@ def conv(model: ModelParams) -> keras.Model:
     return autoencoder(image, layers.Activation(model.output_activation, name="reconstruction")(x))
 
 
-def vae(model: ModelParams) -> keras.Model:
+def vae(model: ModelParams, pixels: int) -> keras.Model:
     """The variational autoencoder: a mean and a log-variance per code value, sampled, decoded."""
-    image = keras.Input(shape=(IMAGE_SIZE,), name="image")
+    image = keras.Input(shape=(pixels,), name="image")
     features = dense_layers(image, model.hidden, model)
     mean = layers.Dense(model.encoding_dim, name="code")(features)
     log_var = layers.Dense(model.encoding_dim, name="log_var")(features)
-    sample = Sampling(name="sampling")([mean, log_var])
+    sample = Sampling(pixels=pixels, name="sampling")([mean, log_var])
     decoded = dense_layers(sample, model.hidden[::-1], model)
-    return autoencoder(image, reconstruction_layer(model)(decoded))
+    return autoencoder(image, reconstruction_layer(model, pixels)(decoded))
 
 
 BUILDERS = {"dense": dense, "deep": deep, "conv": conv, "vae": vae}
@@ -90,17 +95,17 @@ def code_layer(model: ModelParams) -> layers.Dense:
     )
 
 
-def reconstruction_layer(model: ModelParams) -> layers.Dense:
-    return layers.Dense(IMAGE_SIZE, activation=model.output_activation, name="reconstruction")
+def reconstruction_layer(model: ModelParams, pixels: int) -> layers.Dense:
+    return layers.Dense(pixels, activation=model.output_activation, name="reconstruction")
 
 
 def autoencoder(image, reconstruction) -> keras.Model:
     return keras.Model(image, reconstruction, name="autoencoder")
 
 
-def kl_divergence(mean, log_var):
+def kl_divergence(mean, log_var, pixels: int):
     """Each code's KL divergence from N(0, I), per pixel: on the scale of the per-pixel BCE."""
-    return -0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1) / IMAGE_SIZE
+    return -0.5 * ops.sum(1 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1) / pixels
 
 
 @keras.saving.register_keras_serializable(package="mnist_autoencoder")
@@ -108,13 +113,17 @@ class Sampling(layers.Layer):
     """The reparameterisation trick: mean + exp(log_var / 2) * noise when training, the mean
     otherwise (so predictions are deterministic); adds the KL term to the model's losses."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, pixels: int = IMAGE_SIZE, **kwargs):
         super().__init__(**kwargs)
+        self.pixels = pixels  # of the images: the KL term is per pixel, as the BCE is
         self.seed_generator = keras.random.SeedGenerator()  # seeded, and saved as state
+
+    def get_config(self):
+        return {**super().get_config(), "pixels": self.pixels}
 
     def call(self, inputs, training=False):
         mean, log_var = inputs
-        self.add_loss(ops.mean(kl_divergence(mean, log_var)))
+        self.add_loss(ops.mean(kl_divergence(mean, log_var, self.pixels)))
         if not training:
             return mean
         noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator)

@@ -5,7 +5,6 @@ import numpy as np
 
 from stages import noise
 from stages.common import params, paths
-from stages.common.datasets import IMAGE_SIZE
 from stages.common.files import load_npy, save_json, save_npy
 from stages.common.runner import run
 from stages.metrics import mse, probe_picks, psnr
@@ -53,7 +52,7 @@ def predict_and_score(
         test["noisy_psnr"] = psnr(mse(images, inputs))
     metrics = {
         "test": {**test, **model_terms},
-        "compression_ratio": IMAGE_SIZE / codes.shape[1],
+        "compression_ratio": images.shape[1] / codes.shape[1],  # pixels per code value
         "parameter_count": autoencoder.count_params(),
     }
     return codes, reconstructions, metrics

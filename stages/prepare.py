@@ -1,10 +1,11 @@
-"""Decode the IDX files, scale pixels to float32 in [0, 1], flatten to 784, take the subsets;
-for one-class training, keep only the normal classes' training images. Then the training images'
-principal components, the evaluation's PCA baseline: they depend on the data alone."""
+"""Decode the IDX files, take the subsets, scale the images to data.image_size (BOX-resampled,
+as `make score` scales files) and their pixels to float32 in [0, 1], flattened; for one-class
+training, keep only the normal classes' training images. Then the training images' principal
+components, the evaluation's PCA baseline: they depend on the data alone."""
 
 import numpy as np
 
-from stages import idx
+from stages import idx, images
 from stages.common import datasets, params
 from stages.common.files import save_npy
 from stages.common.paths import PCA_BASIS, RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
@@ -26,8 +27,8 @@ def main() -> None:
                 f"{len(labels)} training images; allowed: a larger data.train_size"
             )
         train = images[kept], labels[kept], available
-    train_images = save_split(train, TRAIN_IMAGES, TRAIN_LABELS)
-    save_split(test, TEST_IMAGES, TEST_LABELS)
+    train_images = save_split(train, TRAIN_IMAGES, TRAIN_LABELS, data.image_size)
+    save_split(test, TEST_IMAGES, TEST_LABELS, data.image_size)
     save_npy(PCA_BASIS, principal_components(train_images))
 
 
@@ -62,13 +63,18 @@ def read_split(
     return images, labels, available
 
 
-def save_split(split: tuple[np.ndarray, np.ndarray, int], images_out, labels_out) -> np.ndarray:
-    """Save a split's images as the models take them, and its labels; return those images."""
-    images, labels, available = split
-    scaled = datasets.scale_and_flatten(images)
+def save_split(
+    split: tuple[np.ndarray, np.ndarray, int], images_out, labels_out, side: int
+) -> np.ndarray:
+    """Save a split's images as the models take them, side x side, and its labels; return those
+    images."""
+    pictures, labels, available = split
+    if side != datasets.IMAGE_SIDE:
+        pictures = images.resize(pictures, side)
+    scaled = datasets.scale_and_flatten(pictures)
     save_npy(images_out, scaled)
     save_npy(labels_out, labels)
-    print(f"{images_out}: {len(images)} of {available} images")
+    print(f"{images_out}: {len(pictures)} of {available} images, {side}x{side}")
     return scaled
 
 

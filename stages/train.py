@@ -29,7 +29,7 @@ def main() -> None:
         workers.check_agree(config, train_images, test_images)
         model.seed_everything(config.train.seed)
         with strategy.scope():  # its variables: mirrored on every replica
-            autoencoder = model.build_autoencoder(config.model)
+            autoencoder = model.build_autoencoder(config.model, train_images.shape[1])
         fit = functools.partial(
             loop.fit,
             autoencoder,

@@ -54,7 +54,7 @@ def test_the_largest_sample_sizes_are_allowed(tmp_path):
 
 INTEGER_1_784 = "an integer from 1 to 784"
 WIDTHS = "a list of 1 to 8 integers from 1 to 4096"
-CHANNELS = "a list of 1 to 2 integers from 1 to 512"
+CHANNELS = "a list of 1 to 4 integers from 1 to 512"
 NUMBER = "a finite number greater than 0"
 CLASSES = "all, or a list of distinct integers from 0 to 9, fewer than all"
 DATASET_NAMES = "mnist, fashion_mnist, mnist_sample, fashion_mnist_sample"
@@ -132,13 +132,36 @@ BAD = [
     ({"model.hidden": [True]}, "model.hidden", "is [True]", WIDTHS),
     ({"model.hidden": 128}, "model.hidden", "is 128", WIDTHS),
     ({"model.filters": []}, "model.filters", "is []", CHANNELS),
-    ({"model.filters": [32, 32, 32]}, "model.filters", "is [32, 32, 32]", CHANNELS),
+    ({"model.filters": [32] * 5}, "model.filters", f"is {[32] * 5}", CHANNELS),
     ({"model.filters": [0]}, "model.filters", "is [0]", CHANNELS),
     ({"model.l1": -0.001}, "model.l1", "is -0.001", "a number from 0 to 1"),
     ({"model.l1": math.nan}, "model.l1", "is nan", "a number from 0 to 1"),
     ({"model.l1": math.inf}, "model.l1", "is inf", "a number from 0 to 1"),
     ({"model.l1": "sparse"}, "model.l1", "is 'sparse'", "a number from 0 to 1"),
     ({"model.l1": True}, "model.l1", "is True", "a number from 0 to 1"),
+    ({"data.image_size": MISSING}, "data.image_size", "is missing", "an integer from 8 to 256"),
+    ({"data.image_size": 7}, "data.image_size", "is 7", "an integer from 8 to 256"),
+    ({"data.image_size": 257}, "data.image_size", "is 257", "an integer from 8 to 256"),
+    ({"data.image_size": "28"}, "data.image_size", "is '28'", "an integer from 8 to 256"),
+    (
+        {"data.image_size": 8, "model.encoding_dim": 65},
+        "model.encoding_dim",
+        "is 65",
+        "an integer from 1 to 64",
+    ),
+    # Each convolutional block halves the picture, and the decoder doubles it back.
+    (
+        {"model.kind": "conv", "data.image_size": 30},
+        "data.image_size",
+        "is 30 for model.kind conv with 2 blocks (model.filters)",
+        "a multiple of 4, or fewer model.filters",
+    ),
+    (
+        {"model.kind": "conv", "model.filters": [8, 8, 8]},
+        "data.image_size",
+        "is 28 for model.kind conv with 3 blocks (model.filters)",
+        "a multiple of 8, or fewer model.filters",
+    ),
     (
         {"model.kind": "vae", "model.l1": 0.0001},
         "model.l1",
@@ -311,6 +334,7 @@ VALID = {
     "data.dataset": st.sampled_from(sorted(DATASETS)),
     "data.train_size": st.integers(1, 2000),
     "data.test_size": st.integers(1, 500),
+    "data.image_size": st.sampled_from([8, 20, 28, 30, 56, 64, 256]),
     "data.seed": st.integers(0, 2**32 - 1),
     "data.normal_classes": st.one_of(
         st.just("all"),
@@ -318,9 +342,9 @@ VALID = {
         st.lists(st.integers(0, 9), min_size=1, max_size=9, unique=True),
     ),
     "model.kind": st.sampled_from(params.KINDS),
-    "model.encoding_dim": st.integers(1, 784),
+    "model.encoding_dim": st.integers(1, 784),  # 784 or less: valid at the sizes but for 8 and 20
     "model.hidden": st.lists(st.integers(1, 4096), min_size=1, max_size=8),
-    "model.filters": st.lists(st.integers(1, 512), min_size=1, max_size=2),
+    "model.filters": st.lists(st.integers(1, 512), min_size=1, max_size=4),
     "model.activation": st.sampled_from(params.ACTIVATIONS),
     "model.output_activation": st.sampled_from(params.OUTPUT_ACTIVATIONS),
     "model.l1": st.one_of(st.just(0), st.floats(0, 1)),
@@ -341,7 +365,7 @@ JUNK = st.one_of(
     st.sampled_from(
         [MISSING, None, True, 0, -1, 65, 101, 501, 785, 2001, 10_001, 60_001, 65_537, 2**32]
         + [-0.5, 1.5, math.inf, math.nan, "1", "yes", "adamm", "vae", "ddp", [], [1], [0], [1] * 9]
-        + [[32, 32, 32], [1.5], {"a": 1}]
+        + [[32, 32, 32], [32] * 5, [1.5], {"a": 1}, 7, 257]
     ),
     st.integers(),
     st.floats(),
@@ -370,6 +394,8 @@ def is_valid(key: str, drawn: dict) -> bool:
             return False
         case "data.dataset":
             return dataset is not None
+        case "data.image_size":
+            return whole(value, 8, 256)
         case "data.train_size":
             return dataset is not None and whole(value, 1, dataset.train_count)
         case "data.test_size":
@@ -387,11 +413,11 @@ def is_valid(key: str, drawn: dict) -> bool:
         case "model.kind":
             return value in params.KINDS
         case "model.encoding_dim":
-            return whole(value, 1, 784)
+            return whole(value, 1, image_side(drawn) ** 2)
         case "model.hidden":
             return widths(value, 8, 4096)
         case "model.filters":
-            return widths(value, 2, 512)
+            return widths(value, 4, 512) and not halves_badly(drawn)
         case "model.l1":
             # A VAE's own KL term regularizes its code: it takes no L1 penalty.
             return fraction(value) and not (drawn["model.kind"] == "vae" and value > 0)
@@ -418,6 +444,22 @@ def is_valid(key: str, drawn: dict) -> bool:
         case "plot.n_images":
             test_size = drawn["data.test_size"] if is_valid("data.test_size", drawn) else 0
             return whole(value, 1, min(100, test_size))
+
+
+def image_side(drawn: dict) -> int:
+    """data.image_size where it is valid (where it is not, it is the first bad key anyway)."""
+    return drawn["data.image_size"] if is_valid("data.image_size", drawn) else 256
+
+
+def halves_badly(drawn: dict) -> bool:
+    """A conv model whose blocks would not halve the picture evenly: refused as data.image_size,
+    when model.filters is read (the keys before are valid, or they would be refused first)."""
+    filters = drawn["model.filters"]
+    return (
+        drawn["model.kind"] == "conv"
+        and widths(filters, 4, 512)
+        and image_side(drawn) % 2 ** len(filters) != 0
+    )
 
 
 UNKNOWN = ["data.mirror", "model.dropout", "train.momentum"]  # keys no section has
@@ -450,7 +492,12 @@ def test_any_params_document_loads_exactly_or_fails_on_one_line_naming_its_first
             assert getattr(getattr(loaded, section), name) == expected, key
         return
     first = bad[0]
-    if first in unknown:
+    if first == "model.filters" and halves_badly(drawn):
+        blocks = len(drawn[first])
+        side = drawn["data.image_size"]
+        first = "data.image_size"
+        problem = f"is {side} for model.kind conv with {blocks} blocks (model.filters)"
+    elif first in unknown:
         problem = "is not a known key"
     elif drawn[first] is MISSING:
         problem = "is missing"

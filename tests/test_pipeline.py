@@ -1,7 +1,9 @@
 """End to end: real `dvc repro` on the MNIST sample, downloaded over HTTP from a local mirror."""
 
 import ast
+import csv
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,9 +11,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from stages import download, idx
 from stages.common.datasets import TEST_IMAGES_GZ
+from stages.metrics import reconstruction_errors
 from tests.conftest import (
     PIPELINE,
     REPO,
@@ -24,6 +28,7 @@ from tests.conftest import (
     ran_or_restored,
     rerun_by,
     run,
+    sample_test_images,
     set_params,
     upstream,
 )
@@ -173,6 +178,39 @@ def test_train_size_reruns_prepare_onwards_but_not_download(sample_repo):
     ran = repro(sample_repo)
     assert_ran(ran, rerun_by(["data.train_size"]))
     assert ran[0] == "prepare" and {"train", "predict", "plot", "evaluate"} <= set(ran)
+
+
+@pytest.mark.slow
+def test_image_size_reruns_prepare_onwards_at_that_size_and_make_score_follows(sample_repo):
+    set_params(sample_repo / "params.yaml", {"data.image_size": 56})
+    ran = repro(sample_repo)
+    assert_ran(ran, rerun_by(["data.image_size"]))
+    assert ran[0] == "prepare" and {"train", "predict", "plot", "evaluate"} <= set(ran)
+    # BOX-scaled to twice the side: each pixel becomes a 2x2 block of the same value.
+    prepared = np.load(sample_repo / "data/prepared/test_images.npy").reshape(500, 56, 56)
+    np.testing.assert_array_equal(
+        prepared, np.kron(sample_test_images().reshape(500, 28, 28), BLOCK)
+    )
+    metrics = json.loads((sample_repo / "reports/metrics.json").read_text())
+    assert metrics["compression_ratio"] == 56 * 56 / 36
+    figure = matplotlib.image.imread(sample_repo / "reports/figures/reconstructions.png")
+    assert figure.std() > 0.05
+
+    # make score reads images at the size the model was trained on, as the predict stage does.
+    pictures = sample_repo / "pictures"
+    pictures.mkdir()
+    for index in range(3):
+        pixels = np.rint(prepared[index] * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(pictures / f"{index}.png")
+    run([sys.executable, "-m", "scripts.score", "pictures"], sample_repo)
+    with (sample_repo / "scores.csv").open(newline="") as file:
+        scored = [float(row["error"]) for row in csv.DictReader(file)]
+    reconstructions = np.load(sample_repo / "data/predictions/reconstructions.npy")[:3]
+    expected = reconstruction_errors(prepared[:3].reshape(3, -1), reconstructions)
+    np.testing.assert_allclose(scored, expected, atol=1e-6)
+
+
+BLOCK = np.ones((1, 2, 2), np.float32)
 
 
 def test_a_change_to_the_figures_code_reruns_the_stages_that_draw_figures_only(sample_repo):

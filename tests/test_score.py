@@ -120,15 +120,16 @@ def test_each_bad_file_is_one_line_and_the_rest_are_scored(scored):
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     unreadable = f"not a readable image; allowed: {IMAGE_ALLOWED}"
+    arrays_allowed = score.npy_allowed(28)
     assert lines[:4] == [
         f"error: {folder / 'images/cut.png'}: {unreadable}",
         f"error: {folder / 'images/huge.png'}: 4100x4100 pixels; allowed: {IMAGE_ALLOWED}, "
         f"of at most {4096 * 4096} pixels",
         f"error: {folder / 'images/x.png'}: {unreadable}",
-        f"error: {folder / 'wrong.npy'}: an array of shape (2, 28); allowed: {score.NPY_ALLOWED}",
+        f"error: {folder / 'wrong.npy'}: an array of shape (2, 28); allowed: {arrays_allowed}",
     ]
     assert lines[4].startswith(f"error: {folder / 'claims.npy'}: not a readable .npy array (")
-    assert lines[4].endswith(f"); allowed: {score.NPY_ALLOWED}") and len(lines) == 5
+    assert lines[4].endswith(f"); allowed: {arrays_allowed}") and len(lines) == 5
     # Every file of the folder in name order, but for the hidden one; each array's images.
     files = [f"{index}.{suffix}" for index, suffix in zip(range(SHOWN), FORMATS, strict=True)]
     files += ["colour.jpg", "large.png", "more.npy[0]", "more.npy[1]", "noise.png", "opaque.png"]

@@ -9,13 +9,13 @@ TRAIN_IMAGES_GZ = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS_GZ = "train-labels-idx1-ubyte.gz"
 TEST_IMAGES_GZ = "t10k-images-idx3-ubyte.gz"
 TEST_LABELS_GZ = "t10k-labels-idx1-ubyte.gz"
-IMAGE_SIDE = 28
+IMAGE_SIDE = 28  # the IDX datasets' images, and data.image_size's default
 IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE
 
 
 def scale_and_flatten(images: np.ndarray) -> np.ndarray:
-    """Images of 0-255 pixels as the models take them: one row of IMAGE_SIZE values in [0, 1]."""
-    return (images.astype(np.float32) / 255.0).reshape(len(images), IMAGE_SIZE)
+    """Square images of 0-255 pixels as the models take them: one row of values in [0, 1] each."""
+    return (images.astype(np.float32) / 255.0).reshape(len(images), -1)
 
 
 DIGITS = tuple(str(digit) for digit in range(10))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.common.datasets import DATASETS, IMAGE_SIZE
+from stages.common.datasets import DATASETS
 from stages.common.paths import PARAMS
 from stages.common.runner import StageError
 
@@ -164,6 +164,7 @@ class DataParams:
     mirrors: dict[str, list[str]] = key(MIRRORS)
     train_size: int = key(between(1, lambda loaded: _dataset(loaded).train_count))
     test_size: int = key(between(1, lambda loaded: _dataset(loaded).test_count))
+    image_size: int = key(between(8, 256))
     seed: int = key(SEED)
     normal_classes: tuple[int, ...] | None = key(CLASSES)  # after dataset: it reads it
 
@@ -171,10 +172,11 @@ class DataParams:
 @dataclass(frozen=True)
 class ModelParams:
     kind: str = key(choice(KINDS))
-    encoding_dim: int = key(between(1, IMAGE_SIZE))
+    encoding_dim: int = key(between(1, lambda loaded: loaded["data"]["image_size"] ** 2))
     hidden: tuple[int, ...] = key(integers(8, 4096))
-    # Each convolutional block halves the 28x28 picture: 14x14, then 7x7; a third would not divide.
-    filters: tuple[int, ...] = key(integers(2, 512))
+    # Each convolutional block halves the picture (28x28: 14x14, then 7x7); parse() checks that
+    # data.image_size divides so.
+    filters: tuple[int, ...] = key(integers(4, 512))
     activation: str = key(choice(ACTIVATIONS))
     output_activation: str = key(choice(OUTPUT_ACTIVATIONS))
     l1: float = key(FRACTION)
@@ -272,7 +274,20 @@ def parse(text: str, path: Path | str = PARAMS) -> Params:
             inner = f"{dotted}.{invalid.key}" if invalid.key else dotted
             raise fail(inner, invalid.problem, invalid.allowed or rule.allowed(loaded)) from None
         typed = loaded[section][name] = rule.typed(value)
+        if dotted == "model.filters" and loaded["model"]["kind"] == "conv":
+            check_halves(loaded["data"]["image_size"], len(typed), fail)
         if dotted == "model.l1" and typed > 0 and loaded["model"]["kind"] == "vae":
             # A VAE's code is a distribution that its KL term already pulls towards N(0, I).
             raise fail(dotted, f"is {shown(typed)} with model.kind vae", "0 for a vae")
     return Params(**{name: SECTIONS[name](**values) for name, values in loaded.items()})
+
+
+def check_halves(side: int, blocks: int, fail: Callable[[str, str, str], ParamsError]) -> None:
+    """A convolutional model's blocks each halve the picture, and the decoder doubles it back:
+    the side must divide by 2 once per block."""
+    if side % 2**blocks:
+        raise fail(
+            "data.image_size",
+            f"is {side} for model.kind conv with {blocks} blocks (model.filters)",
+            f"a multiple of {2**blocks}, or fewer model.filters",
+        )
