@@ -172,20 +172,22 @@ def test_n_images_reruns_the_figures_only(sample_repo):
     assert figure.shape[1] == round(100 * (1.2 * 4 + 1.2))
 
 
+def assert_reruns_prepare_onwards(repo: Path, key: str, value) -> None:
+    """After `key: value`, `dvc repro` reruns prepare and every stage after it, not download."""
+    set_params(repo / "params.yaml", {key: value})
+    ran = repro(repo)
+    assert_ran(ran, rerun_by([key]))
+    assert ran[0] == "prepare" and {"train", "predict", "plot", "evaluate"} <= set(ran)
+
+
 @pytest.mark.slow
 def test_train_size_reruns_prepare_onwards_but_not_download(sample_repo):
-    set_params(sample_repo / "params.yaml", {"data.train_size": 1500})
-    ran = repro(sample_repo)
-    assert_ran(ran, rerun_by(["data.train_size"]))
-    assert ran[0] == "prepare" and {"train", "predict", "plot", "evaluate"} <= set(ran)
+    assert_reruns_prepare_onwards(sample_repo, "data.train_size", 1500)
 
 
 @pytest.mark.slow
 def test_image_size_reruns_prepare_onwards_at_that_size_and_make_score_follows(sample_repo):
-    set_params(sample_repo / "params.yaml", {"data.image_size": 14})
-    ran = repro(sample_repo)
-    assert_ran(ran, rerun_by(["data.image_size"]))
-    assert ran[0] == "prepare" and {"train", "predict", "plot", "evaluate"} <= set(ran)
+    assert_reruns_prepare_onwards(sample_repo, "data.image_size", 14)
     # BOX-scaled to half the side: each pixel the mean of a 2x2 block, as a byte again (Pillow's
     # fixed-point arithmetic rounds to within a level).
     prepared = np.load(sample_repo / "data/prepared/test_images.npy").reshape(500, 14, 14)
