@@ -3,7 +3,6 @@
 import math
 import re
 
-import numpy as np
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -45,6 +44,20 @@ def test_the_repo_params_load():
     assert loaded.plot.n_images == document["plot"]["n_images"]
 
 
+@pytest.mark.parametrize(
+    "dataset, classes, labels",
+    [
+        ("mnist", "3", (3,)),
+        ("fashion_mnist", ["Sneaker", "Bag"], (7, 8)),
+        ("mnist", [1, "2"], (1, 2)),
+    ],
+)
+def test_normal_classes_may_name_the_classes(tmp_path, dataset, classes, labels):
+    path = tmp_path / "params.yaml"
+    write_params(path, {"data.dataset": dataset, "data.normal_classes": classes})
+    assert params.load(path).data.normal_classes == labels
+
+
 def test_the_largest_sample_sizes_are_allowed(tmp_path):
     path = tmp_path / "params.yaml"
     sizes = {"data.dataset": "mnist_sample", "data.train_size": 2000, "data.test_size": 500}
@@ -56,7 +69,7 @@ INTEGER_1_784 = "an integer from 1 to 784"
 WIDTHS = "a list of 1 to 8 integers from 1 to 4096"
 CHANNELS = "a list of 1 to 4 integers from 1 to 512"
 NUMBER = "a finite number greater than 0"
-CLASSES = "all, or a list of distinct integers from 0 to 9, fewer than all"
+CLASSES = "all, or a list of distinct labels from 0 to 9 or class names (0, 1, 2, 3, 4, 5, 6, 7, 8,"
 DATASET_NAMES = "mnist, fashion_mnist, mnist_sample, fashion_mnist_sample"
 MNIST = {"data.dataset": "mnist", "data.test_size": 10000}
 
@@ -194,7 +207,13 @@ BAD = [
         f"is {list(range(10))}, every class, where a subset is needed (all says that)",
         CLASSES,
     ),
-    ({"data.normal_classes": "3"}, "data.normal_classes", "is '3'", CLASSES),
+    ({"data.normal_classes": "Trouser"}, "data.normal_classes", "is 'Trouser'", CLASSES),
+    (
+        {"data.normal_classes": [3, "3"]},
+        "data.normal_classes",
+        "is [3, '3'], a class repeated",
+        CLASSES,
+    ),
     ({"data.normal_classes": [1.5]}, "data.normal_classes", "is [1.5]", CLASSES),
     ({"data.mirror": []}, "data.mirror", "is not a known key", "dataset, mirrors"),
     ({"data.mirrors": ["http://x/"]}, "data.mirrors", "is ['http://x/']", "a mapping from"),
@@ -340,6 +359,8 @@ VALID = {
         st.just("all"),
         st.integers(0, 9),
         st.lists(st.integers(0, 9), min_size=1, max_size=9, unique=True),
+        # Class names: a digit's for MNIST, a garment's for Fashion-MNIST, valid for one of them.
+        st.sampled_from(["3", "Trouser", ["Sneaker", "Bag"], ["1", 2]]),
     ),
     "model.kind": st.sampled_from(params.KINDS),
     "model.encoding_dim": st.integers(1, 784),  # 784 or less: valid at the sizes but for 8 and 20
@@ -403,12 +424,11 @@ def is_valid(key: str, drawn: dict) -> bool:
         case "data.seed" | "train.seed":
             return whole(value, 0, 2**32 - 1)
         case "data.normal_classes":
-            labels = [value] if type(value) is int else value
+            labels = class_labels(value, dataset)
             return value == "all" or (
-                type(labels) is list
-                and 0 < len(labels) < 10
-                and len(set(labels)) == len(labels)
+                0 < len(labels) < 10
                 and all(whole(label, 0, 9) for label in labels)
+                and len(set(labels)) == len(labels)
             )
         case "model.kind":
             return value in params.KINDS
@@ -444,6 +464,13 @@ def is_valid(key: str, drawn: dict) -> bool:
         case "plot.n_images":
             test_size = drawn["data.test_size"] if is_valid("data.test_size", drawn) else 0
             return whole(value, 1, min(100, test_size))
+
+
+def class_labels(value, dataset) -> list:
+    """data.normal_classes as labels: each class name of the dataset as its place in the list."""
+    names = dataset.classes if dataset else ()
+    listed = value if type(value) is list else [value]
+    return [names.index(item) if item in names else item for item in listed]
 
 
 def image_side(drawn: dict) -> int:
@@ -488,7 +515,8 @@ def test_any_params_document_loads_exactly_or_fails_on_one_line_naming_its_first
             section, name = key.split(".")
             expected = tuple(value) if type(value) is list else value
             if key == "data.normal_classes":  # all, or the labels in order
-                expected = None if value == "all" else tuple(sorted(np.atleast_1d(value).tolist()))
+                dataset = DATASETS[drawn["data.dataset"]]
+                expected = None if value == "all" else tuple(sorted(class_labels(value, dataset)))
             assert getattr(getattr(loaded, section), name) == expected, key
         return
     first = bad[0]

@@ -64,7 +64,7 @@ class Rule:
 
     words: str | Callable[[Loaded], str]
     test: Callable[[object, Loaded], bool]
-    typed: Callable = lambda value: value
+    typed: Callable[[object, Loaded], object] = lambda value, _: value
 
     def allowed(self, loaded: Loaded) -> str:
         return self.words(loaded) if callable(self.words) else self.words
@@ -83,7 +83,7 @@ def between(low: int, high: int | Callable[[Loaded], int], integer: bool = True)
         lambda value, loaded: (
             (type(value) is int if integer else _is_number(value)) and low <= value <= top(loaded)
         ),
-        int if integer else float,
+        lambda value, _: int(value) if integer else float(value),
     )
 
 
@@ -96,7 +96,7 @@ def integers(most: int, high: int) -> Rule:
             and 1 <= len(value) <= most
             and all(type(item) is int and 1 <= item <= high for item in value)
         ),
-        tuple,
+        lambda value, _: tuple(value),
     )
 
 
@@ -117,15 +117,20 @@ def _mirrors(value, _) -> bool:
     return isinstance(value, dict)
 
 
-def _labels(value) -> list:
-    """data.normal_classes as a list: one label may stand alone."""
-    return [value] if type(value) is int else value
+def _labels(value, loaded: Loaded) -> list:
+    """data.normal_classes as a list of labels: one may stand alone, and a class may be named
+    (Fashion-MNIST's "Sneaker", MNIST's "3") instead of given by its label."""
+    names = _dataset(loaded).classes
+    listed = value if isinstance(value, list) else [value]
+    return [names.index(item) if item in names else item for item in listed]
 
 
 def _classes(value, loaded: Loaded) -> bool:
-    labels, count = _labels(value), len(_dataset(loaded).classes)
-    if value == "all" or not isinstance(labels, list) or not all(type(i) is int for i in labels):
-        return value == "all"
+    if value == "all":
+        return True
+    labels, count = _labels(value, loaded), len(_dataset(loaded).classes)
+    if not all(type(label) is int for label in labels):
+        return False
     why = (
         (not labels and "no class")
         or (not all(0 <= label < count for label in labels) and "out of range")
@@ -137,19 +142,22 @@ def _classes(value, loaded: Loaded) -> bool:
     return True
 
 
-POSITIVE = Rule("a finite number greater than 0", lambda v, _: _is_number(v) and v > 0, float)
+POSITIVE = Rule(
+    "a finite number greater than 0", lambda v, _: _is_number(v) and v > 0, lambda v, _: float(v)
+)
 FRACTION = between(0, 1, integer=False)
 BOOLEAN = Rule("true or false", lambda value, _: isinstance(value, bool))
 SEED = between(0, 2**32 - 1)
 MIRRORS = Rule("a mapping from dataset name to a list of URLs or folders", _mirrors)
-# all, or some of the dataset's classes by label: a list of distinct integers, or one.
+# all, or some of the dataset's classes by label or name: a list of distinct ones, or one.
 CLASSES = Rule(
     lambda loaded: (
-        "all, or a list of distinct integers from 0 to "
-        f"{len(_dataset(loaded).classes) - 1}, fewer than all"
+        "all, or a list of distinct labels from 0 to "
+        f"{len(_dataset(loaded).classes) - 1} or class names "
+        f"({', '.join(_dataset(loaded).classes)}), fewer than all"
     ),
     _classes,
-    lambda value: None if value == "all" else tuple(sorted(_labels(value))),
+    lambda value, loaded: None if value == "all" else tuple(sorted(_labels(value, loaded))),
 )
 
 
@@ -273,7 +281,7 @@ def parse(text: str, path: Path | str = PARAMS) -> Params:
         except Invalid as invalid:
             inner = f"{dotted}.{invalid.key}" if invalid.key else dotted
             raise fail(inner, invalid.problem, invalid.allowed or rule.allowed(loaded)) from None
-        typed = loaded[section][name] = rule.typed(value)
+        typed = loaded[section][name] = rule.typed(value, loaded)
         if dotted == "model.filters" and loaded["model"]["kind"] == "conv":
             check_halves(loaded["data"]["image_size"], len(typed), fail)
         if dotted == "model.l1" and typed > 0 and loaded["model"]["kind"] == "vae":
