@@ -5,11 +5,12 @@ components, the evaluation's PCA baseline: they depend on the data alone."""
 
 import numpy as np
 
-from stages import idx, images
+from stages import idx
 from stages.common import datasets, params
 from stages.common.files import save_npy
 from stages.common.paths import PCA_BASIS, RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from stages.common.runner import StageError, run
+from stages.images import resize
 
 
 def main() -> None:
@@ -70,7 +71,7 @@ def save_split(
     images."""
     pictures, labels, available = split
     if side != datasets.IMAGE_SIDE:
-        pictures = images.resize(pictures, side)
+        pictures = resize(pictures, side)
     scaled = datasets.scale_and_flatten(pictures)
     save_npy(images_out, scaled)
     save_npy(labels_out, labels)
