@@ -18,6 +18,7 @@ from stages.common.files import atomic_folder
 from stages.common.paths import RAW
 from stages.common.runner import StageError, gist, run, seconds_from_environment
 
+NOTHING = "nothing to download for data.dataset images: prepare reads the folder of data.images"
 ATTEMPTS = 3
 CHUNK_BYTES = 1 << 16
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's setting for a gzip header and trailer
@@ -85,6 +86,11 @@ class Expected:
 
 def main() -> None:
     data = params.load().data
+    if data.dataset == datasets.IMAGES:  # nothing to download: prepare reads the folder
+        with atomic_folder(RAW) as staging:
+            (staging / "README").write_text(f"{NOTHING}\n")
+        print(f"{RAW}: {NOTHING}")
+        return
     limits = Limits(
         timeout=seconds_from_environment("DATA_TIMEOUT", default=60.0),
         retry_delay=seconds_from_environment("DATA_RETRY_DELAY", default=1.0),

@@ -10,7 +10,7 @@ from sklearn.preprocessing import StandardScaler
 
 from stages import figures
 from stages.common import params, paths
-from stages.common.datasets import DATASETS
+from stages.common.datasets import read_classes
 from stages.common.files import load_npy, save_json
 from stages.common.runner import StageError, run
 from stages.metrics import anomalous, bce, mse, probe_picks, psnr, reconstruction_errors
@@ -43,7 +43,7 @@ def main() -> None:
     metrics["anomaly"], roc = anomaly_detection(scores, outliers)
     figure = figures.anomaly_scores(
         scores, outliers, metrics["anomaly"]["threshold"], test_images, test_labels,
-        config.plot.n_images, DATASETS[config.data.dataset],
+        config.plot.n_images, read_classes(paths.CLASSES),
     )  # fmt: skip
     figures.save(figure, paths.EVALUATION / "anomaly.png")
     save_json(paths.ROC, roc)

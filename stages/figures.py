@@ -101,38 +101,38 @@ def decoded(images: np.ndarray, code_size: int) -> plt.Figure:
     return figure
 
 
-def best_and_worst(images, reconstructed, errors, labels, n_images: int, dataset) -> plt.Figure:
+def best_and_worst(images, reconstructed, errors, labels, n_images: int, classes) -> plt.Figure:
     """The n best and n worst reconstructed test images, each with its error and class."""
     order = np.argsort(errors, kind="stable")
     rows, titles = [], []
     for name, chosen in [("best", order[:n_images]), ("worst", order[::-1][:n_images])]:
         rows.append((name, [as_picture(images[i]) for i in chosen], 1.0))
         rows.append(("rebuilt", [as_picture(reconstructed[i]) for i in chosen], 1.0))
-        titles.append([f"{dataset.classes[labels[i]]}: {errors[i]:.3f}" for i in chosen])
+        titles.append([f"{classes.names[labels[i]]}: {errors[i]:.3f}" for i in chosen])
     figure = picture_rows(rows, titles=titles)
-    title = f"Best and worst reconstructions ({dataset.class_kind}: mean squared error)"
+    title = f"Best and worst reconstructions ({classes.kind}: mean squared error)"
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return figure
 
 
-def error_per_class(errors: np.ndarray, labels: np.ndarray, dataset) -> plt.Figure:
+def error_per_class(errors: np.ndarray, labels: np.ndarray, classes) -> plt.Figure:
     """Mean reconstruction error of each class: which digits (or garments) the code serves worst."""
-    present = [label for label in range(len(dataset.classes)) if np.any(labels == label)]
+    present = [label for label in range(len(classes.names)) if np.any(labels == label)]
     means = [errors[labels == label].mean() for label in present]
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.bar([dataset.classes[label] for label in present], means, color="tab:blue")
+    axis.bar([classes.names[label] for label in present], means, color="tab:blue")
     axis.axhline(errors.mean(), color="black", linestyle="--", label=f"all: {errors.mean():.4f}")
-    axis.set_xlabel(dataset.class_kind)
-    axis.tick_params(axis="x", labelrotation=0 if dataset.class_kind == "digit" else 45)
+    axis.set_xlabel(classes.kind)
+    axis.tick_params(axis="x", labelrotation=0 if classes.kind == "digit" else 45)
     axis.set_ylabel("mean squared error per pixel")
-    axis.set_title(f"Reconstruction error per {dataset.class_kind} (test set)")
+    axis.set_title(f"Reconstruction error per {classes.kind} (test set)")
     axis.legend()
     figure.tight_layout()
     return figure
 
 
-def codes_pca(codes: np.ndarray, labels: np.ndarray, dataset) -> plt.Figure:
+def codes_pca(codes: np.ndarray, labels: np.ndarray, classes) -> plt.Figure:
     """The test codes projected on their first two principal components, coloured by class."""
     centred = codes - codes.mean(axis=0)
     _, singular_values, axes_t = np.linalg.svd(centred, full_matrices=False)
@@ -143,9 +143,13 @@ def codes_pca(codes: np.ndarray, labels: np.ndarray, dataset) -> plt.Figure:
         projected = np.column_stack([projected[:, 0], np.zeros(len(projected))])
     explained = singular_values[:2] ** 2 / max((singular_values**2).sum(), 1e-12)
     figure, axis = plt.subplots(figsize=(6, 5))
-    dots = axis.scatter(*projected.T, c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.6)
-    colorbar = figure.colorbar(dots, ax=axis, ticks=range(10), label=dataset.class_kind)
-    colorbar.set_ticklabels(dataset.classes)
+    count = len(classes.names)
+    colours = "tab10" if count <= 10 else "tab20" if count <= 20 else "turbo"
+    dots = axis.scatter(
+        *projected.T, c=labels, cmap=colours, vmin=-0.5, vmax=count - 0.5, s=4, alpha=0.6
+    )
+    colorbar = figure.colorbar(dots, ax=axis, ticks=range(count), label=classes.kind)
+    colorbar.set_ticklabels(classes.names)
     axis.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
     axis.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC 2")
     axis.set_title(f"The {codes.shape[1]}-value codes of the test set, by PCA")
@@ -171,7 +175,7 @@ def label_loss_axes(axis: plt.Axes) -> None:
     axis.legend()
 
 
-def anomaly_scores(scores, outliers, threshold, images, labels, n_images, dataset) -> plt.Figure:
+def anomaly_scores(scores, outliers, threshold, images, labels, n_images, classes) -> plt.Figure:
     """The test images' anomaly scores and threshold, and the least and most anomalous images."""
     order = np.argsort(scores, kind="stable")
     figure = plt.figure(figsize=(max(7.0, 1.2 * n_images + 1.2), 7))
@@ -194,7 +198,7 @@ def anomaly_scores(scores, outliers, threshold, images, labels, n_images, datase
         axis = figure.add_subplot(grid[row])
         strip, centres = picture_strip([as_picture(images[i]) for i in chosen])
         axis.imshow(strip, cmap=GREY, vmin=0, vmax=1)
-        names = [f"{dataset.classes[labels[i]]}\n{scores[i]:.3f}" for i in chosen]
+        names = [f"{classes.names[labels[i]]}\n{scores[i]:.3f}" for i in chosen]
         axis.set_xticks(centres, names, fontsize=7)
         axis.tick_params(axis="x", length=0)
         axis.set_yticks([])

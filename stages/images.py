@@ -1,14 +1,21 @@
 """Images as the pipeline's data: files in any format Pillow reads, any size and mode, made
-greyscale; files and arrays scaled to the pipeline's square (data.image_size) alike."""
+greyscale; files and arrays scaled to the pipeline's square (data.image_size) alike; and a folder
+of them as a dataset (data.dataset: images), split and subset as the IDX datasets are."""
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from stages.common import datasets
+from stages.common.params import DataParams
 from stages.common.runner import StageError
 
-ALLOWED = "an image in a format Pillow reads (PNG, JPEG, BMP, TIFF, GIF, ...), light on dark"
+ALLOWED = "an image in a format Pillow reads (PNG, JPEG, BMP, TIFF, GIF, ...)"
+# A split's N x side x side byte images, their labels, and how many images it had to choose from.
+Split = tuple[np.ndarray, np.ndarray, int]
+LIGHT = 128  # a background at least this bright (of 255) is light: MNIST's is 0
 MAX_PIXELS = 4096 * 4096  # an image larger than this is refused before it is decoded
 
 
@@ -45,3 +52,98 @@ def scaled(grey: Image.Image, side: int) -> np.ndarray:
     """Pillow's BOX filter: each pixel the mean of the area it covers (an image of that size
     already is left as it is)."""
     return np.asarray(grey.resize((side, side), Image.Resampling.BOX))
+
+
+def read_folder(data: DataParams, rng: np.random.Generator) -> tuple[Split, Split]:
+    """A folder dataset's training and test splits at data.image_size (inverted if data.invert).
+    Every file is listed and the split and subsets chosen before any is read; any problem is one
+    line naming the file or folder."""
+    root = Path(data.images)
+    check_tracked(root)
+    files = split_files(root, datasets.class_names(root), data.test_fraction, rng)
+    sizes = {"train": data.train_size, "test": data.test_size}
+    chosen = {}
+    for split, (paths, labels) in files.items():
+        size = sizes[split]
+        if size is not None and size > len(paths):
+            raise StageError(
+                f"{root}: {len(paths)} {split} images, fewer than data.{split}_size {size}; "
+                f"allowed: at most {len(paths)}, or all"
+            )
+        picked = datasets.subset(len(paths), size, rng)
+        if picked is not None:
+            paths, labels = [paths[i] for i in picked], labels[picked]
+        chosen[split] = paths, labels, len(files[split][0])
+    train, test = (read_split(*chosen[split], data.image_size, data.invert) for split in files)
+    say_if_dark_on_light(root, train[0], data.invert)
+    return train, test
+
+
+def check_tracked(root: Path) -> None:
+    """The folder is data of the project: tracked by DVC (a .dvc file for it or a folder above
+    it, as dvc add, import-url and import write) or by git."""
+    for folder in (root, *root.parents):
+        if folder.name and folder.with_name(folder.name + ".dvc").is_file():
+            return
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--", str(root)], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):  # no git, or not a git repository
+        listed = ""
+    if not listed:
+        raise StageError(
+            f"{root}: not tracked by DVC or git; allowed: a folder of the repository tracked by "
+            f"DVC (dvc add {root}, or dvc import-url, dvc import) or by git"
+        )
+
+
+def split_files(
+    root: Path, classes: tuple[str, ...], test_fraction: float, rng: np.random.Generator
+) -> dict[str, tuple[list[Path], np.ndarray]]:
+    """Each split's files and labels, class by class: train/ and test/ as given, or else each
+    class's files split, a seeded data.test_fraction of them (at least one) for testing."""
+    dtype = np.min_scalar_type(len(classes) - 1)  # uint8 labels, as the IDX datasets have
+    splits = {"train": ([], []), "test": ([], [])}
+    for where, folder in datasets.class_folders(root).items():
+        for label, name in enumerate(classes):
+            paths = datasets.class_files(folder / name)
+            if not paths:
+                raise StageError(
+                    f"{folder / name}: an empty class folder; allowed: a folder of images, each "
+                    f"{ALLOWED}"
+                )
+            if where != "all":
+                splits[where][0].extend(paths)
+                splits[where][1].extend([label] * len(paths))
+                continue
+            if len(paths) == 1:
+                raise StageError(
+                    f"{folder / name}: a class with a single image, {paths[0].name}; allowed: 2 "
+                    "or more, for data.test_fraction to split, or train/ and test/ folders"
+                )
+            tested = max(1, min(len(paths) - 1, round(len(paths) * test_fraction)))
+            is_test = np.zeros(len(paths), bool)
+            is_test[rng.permutation(len(paths))[:tested]] = True
+            for path, tested_here in zip(paths, is_test, strict=True):
+                split = "test" if tested_here else "train"
+                splits[split][0].append(path)
+                splits[split][1].append(label)
+    return {split: (paths, np.array(labels, dtype)) for split, (paths, labels) in splits.items()}
+
+
+def read_split(paths: list[Path], labels: np.ndarray, available: int, side: int, invert: bool):
+    images = np.stack([read_image(path, side) for path in paths])
+    return (255 - images if invert else images), labels, available
+
+
+def say_if_dark_on_light(root: Path, images: np.ndarray, invert: bool) -> None:
+    """The models learn MNIST's light strokes on a dark ground: say so when the training images'
+    border (the ground, mostly) is light."""
+    border = np.concatenate([images[:, [0, -1], :].ravel(), images[:, :, [0, -1]].ravel()])
+    if border.mean() >= LIGHT:
+        print(
+            f"note: {root}'s images are light around the edges (mean {border.mean() / 255:.2f} of "
+            f"white{', after data.invert' if invert else ''}); the models expect dark ground, "
+            f"light strokes, as MNIST: set data.invert: {str(not invert).lower()}"
+        )

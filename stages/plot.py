@@ -5,7 +5,7 @@ import csv
 
 from stages import figures, noise
 from stages.common import params, paths
-from stages.common.datasets import DATASETS
+from stages.common.datasets import read_classes
 from stages.common.files import load_npy
 from stages.common.runner import StageError, run
 from stages.metrics import reconstruction_errors
@@ -13,7 +13,7 @@ from stages.metrics import reconstruction_errors
 
 def main() -> None:
     config = params.load()
-    n_images, dataset = config.plot.n_images, DATASETS[config.data.dataset]
+    n_images, classes = config.plot.n_images, read_classes(paths.CLASSES)
     images, labels = load_npy(paths.TEST_IMAGES), load_npy(paths.TEST_LABELS)
     codes, reconstructed = load_npy(paths.CODES), load_npy(paths.RECONSTRUCTIONS)
     if len(images) < n_images:
@@ -31,11 +31,11 @@ def main() -> None:
         figures.reconstructions(images[first], shown_inputs, codes[first], reconstructed[first]),
     )
     save("loss", figures.loss(read_curve("train/loss.tsv"), read_curve("eval/loss.tsv")))
-    save("codes_pca", figures.codes_pca(codes, labels, dataset))
-    save("error_per_class", figures.error_per_class(errors, labels, dataset))
+    save("codes_pca", figures.codes_pca(codes, labels, classes))
+    save("error_per_class", figures.error_per_class(errors, labels, classes))
     save(
         "best_and_worst",
-        figures.best_and_worst(images, reconstructed, errors, labels, n_images, dataset),
+        figures.best_and_worst(images, reconstructed, errors, labels, n_images, classes),
     )
     save("decoded", figures.decoded(load_npy(paths.DECODED), codes.shape[1]))
 

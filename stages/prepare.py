@@ -1,24 +1,36 @@
-"""Decode the IDX files, take the subsets, scale the images to data.image_size (BOX-resampled,
-as `make score` scales files) and their pixels to float32 in [0, 1], flattened; for one-class
-training, keep only the normal classes' training images. Then the training images' principal
-components, the evaluation's PCA baseline: they depend on the data alone."""
+"""Decode the IDX files (or read the folder of data.images), take the subsets, scale the images
+to data.image_size (BOX-resampled, as `make score` scales files) and their pixels to float32 in
+[0, 1], flattened; for one-class training, keep only the normal classes' training images. Then the
+classes' names, for the figures, and the training images' principal components, the evaluation's
+PCA baseline: they depend on the data alone."""
 
 import numpy as np
 
 from stages import idx
 from stages.common import datasets, params
-from stages.common.files import save_npy
-from stages.common.paths import PCA_BASIS, RAW, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from stages.common.files import save_json, save_npy
+from stages.common.paths import (
+    CLASSES,
+    PCA_BASIS,
+    RAW,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+)
 from stages.common.runner import StageError, run
-from stages.images import resize
+from stages.images import read_folder, resize
 
 
 def main() -> None:
     data = params.load().data
     rng = np.random.default_rng(data.seed)
     # Read and check both splits before writing either: a bad test file leaves no new train file.
-    train = read_split(datasets.TRAIN_IMAGES_GZ, datasets.TRAIN_LABELS_GZ, data.train_size, rng)
-    test = read_split(datasets.TEST_IMAGES_GZ, datasets.TEST_LABELS_GZ, data.test_size, rng)
+    if data.dataset == datasets.IMAGES:
+        train, test = read_folder(data, rng)
+    else:
+        train = read_split(datasets.TRAIN_IMAGES_GZ, datasets.TRAIN_LABELS_GZ, data.train_size, rng)
+        test = read_split(datasets.TEST_IMAGES_GZ, datasets.TEST_LABELS_GZ, data.test_size, rng)
     if data.normal_classes:  # one-class training: the test split stays whole
         images, labels, available = train
         kept = np.isin(labels, data.normal_classes)
@@ -30,6 +42,8 @@ def main() -> None:
         train = images[kept], labels[kept], available
     train_images = save_split(train, TRAIN_IMAGES, TRAIN_LABELS, data.image_size)
     save_split(test, TEST_IMAGES, TEST_LABELS, data.image_size)
+    classes = datasets.classes_of(data.dataset, data.images)
+    save_json(CLASSES, {"kind": classes.kind, "names": list(classes.names)})
     save_npy(PCA_BASIS, principal_components(train_images))
 
 
@@ -58,8 +72,8 @@ def read_split(
         )
     if size > available:
         raise StageError(f"{images_path} has {available} images, fewer than the {size} asked for")
-    if size < available:
-        subset = np.sort(rng.choice(available, size=size, replace=False))
+    subset = datasets.subset(available, size, rng)
+    if subset is not None:
         images, labels = images[subset], labels[subset]
     return images, labels, available
 
@@ -70,7 +84,7 @@ def save_split(
     """Save a split's images as the models take them, side x side, and its labels; return those
     images."""
     pictures, labels, available = split
-    if side != datasets.IMAGE_SIDE:
+    if pictures.shape[1] != side:  # a folder's images were read at the size
         pictures = resize(pictures, side)
     scaled = datasets.scale_and_flatten(pictures)
     save_npy(images_out, scaled)

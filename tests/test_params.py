@@ -2,6 +2,7 @@
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stages.common import params
-from stages.common.datasets import DATASETS
+from stages.common.datasets import DATASETS, IMAGES, classes_of
 from tests import code_reads
 from tests.conftest import BLOCKED_IMPORT, REPO, set_params, stage_without_tensorflow
 
@@ -70,8 +71,11 @@ WIDTHS = "a list of 1 to 8 integers from 1 to 4096"
 CHANNELS = "a list of 1 to 4 integers from 1 to 512"
 NUMBER = "a finite number greater than 0"
 CLASSES = "all, or a list of distinct labels from 0 to 9 or class names (0, 1, 2, 3, 4, 5, 6, 7, 8,"
-DATASET_NAMES = "mnist, fashion_mnist, mnist_sample, fashion_mnist_sample"
+DATASET_NAMES = "mnist, fashion_mnist, mnist_sample, fashion_mnist_sample, images"
 MNIST = {"data.dataset": "mnist", "data.test_size": 10000}
+FOLDER = "a folder inside the repository, as a path relative to it"
+EXAMPLE = {"data.dataset": "images"}  # params.yaml's data.images: the example, tests/data/digits
+SHARE = "a number greater than 0 and less than 1"
 
 BAD = [
     # (changes, key, what is wrong, what is allowed)
@@ -90,7 +94,7 @@ BAD = [
     ({"train.shuffle": MISSING}, "train.shuffle", "is missing", "true or false"),
     ({"train.seed": MISSING}, "train.seed", "is missing", "an integer from 0 to"),
     ({"plot.n_images": MISSING}, "plot.n_images", "is missing", "an integer from 1 to 100"),
-    ({"data": MISSING}, "data", "is missing", "keys dataset, mirrors, train_size"),
+    ({"data": MISSING}, "data", "is missing", "keys dataset, images, mirrors, train_size"),
     ({"model": MISSING}, "model", "is missing", "keys kind, encoding_dim, hidden, filters"),
     ({"train": MISSING}, "train", "is missing", "keys optimizer, learning_rate"),
     ({"plot": MISSING}, "plot", "is missing", "keys n_images"),
@@ -215,7 +219,7 @@ BAD = [
         CLASSES,
     ),
     ({"data.normal_classes": [1.5]}, "data.normal_classes", "is [1.5]", CLASSES),
-    ({"data.mirror": []}, "data.mirror", "is not a known key", "dataset, mirrors"),
+    ({"data.mirror": []}, "data.mirror", "is not a known key", "dataset, images, mirrors"),
     ({"data.mirrors": ["http://x/"]}, "data.mirrors", "is ['http://x/']", "a mapping from"),
     ({"data.mirrors": None}, "data.mirrors", "is None", "a mapping from dataset name"),
     (
@@ -227,6 +231,31 @@ BAD = [
     ({"data.mirrors": {"mnist": [3]}}, "data.mirrors.mnist", "is [3]", "a list of URLs or"),
     ({"data.mirrors": {"mnist": ["a/", ""]}}, "data.mirrors.mnist", "is ['a/', '']", "a list of"),
     ({"data.mirrors": {"mnist": "http://x/"}}, "data.mirrors.mnist", "is 'http://x/'", "a list"),
+    # A folder of your own images, and the keys that read it.
+    ({"data.images": MISSING}, "data.images", "is missing", FOLDER),
+    (
+        {"data.images": "/tmp/digits"},
+        "data.images",
+        "is '/tmp/digits', outside the repository",
+        FOLDER,
+    ),
+    ({"data.images": "../digits"}, "data.images", "is '../digits', outside the repository", FOLDER),
+    ({"data.images": ""}, "data.images", "is ''", FOLDER),
+    ({**EXAMPLE, "data.images": "nowhere"}, "data.images", "is 'nowhere': not a folder", "one"),
+    (
+        {**EXAMPLE, "data.images": "tests/data/mnist_sample"},
+        "data.images",
+        "is 'tests/data/mnist_sample': no class folders",
+        "one subfolder of images per class",
+    ),
+    ({"data.train_size": "most"}, "data.train_size", "is 'most'", "all, or an integer from 1"),
+    ({**EXAMPLE, "data.test_size": 0}, "data.test_size", "is 0", "all, or an integer of 1 or more"),
+    ({"data.test_fraction": MISSING}, "data.test_fraction", "is missing", SHARE),
+    ({"data.test_fraction": 0}, "data.test_fraction", "is 0", SHARE),
+    ({"data.test_fraction": 1}, "data.test_fraction", "is 1", SHARE),
+    ({"data.test_fraction": True}, "data.test_fraction", "is True", SHARE),
+    ({"data.invert": "yes"}, "data.invert", "is 'yes'", "true or false"),
+    ({**EXAMPLE, "data.normal_classes": "seven"}, "data.normal_classes", "is 'seven'", CLASSES),
 ]
 
 
@@ -313,7 +342,7 @@ def test_encoding_dim_loads_exactly_when_between_1_and_784(tmp_path_factory, enc
 @pytest.mark.parametrize(
     "name, key, value, allowed",
     [
-        ("prepare", "data.train_size", 0, "an integer from 1 to 2000"),
+        ("prepare", "data.train_size", 0, "all, or an integer from 1 to 2000"),
         ("train", "model.encoding_dim", 0, INTEGER_1_784),
         # predict reads no key, but checks the whole file as every stage does
         ("predict", "train.epochs", 0, "an integer from 1 to 10000"),
@@ -350,10 +379,13 @@ def test_exponent_notation_is_a_number(tmp_path):
 
 # A strategy for the valid values of each key the stages read.
 VALID = {
-    "data.dataset": st.sampled_from(sorted(DATASETS)),
-    "data.train_size": st.integers(1, 2000),
-    "data.test_size": st.integers(1, 500),
+    "data.dataset": st.sampled_from([*sorted(DATASETS), IMAGES]),
+    "data.images": st.just("tests/data/digits"),  # the example: ten class folders, 0 to 9
+    "data.train_size": st.one_of(st.integers(1, 2000), st.just("all")),
+    "data.test_size": st.one_of(st.integers(1, 500), st.just("all")),
+    "data.test_fraction": st.floats(0.01, 0.99),
     "data.image_size": st.sampled_from([8, 20, 28, 30, 56, 64, 256]),
+    "data.invert": st.booleans(),
     "data.seed": st.integers(0, 2**32 - 1),
     "data.normal_classes": st.one_of(
         st.just("all"),
@@ -384,7 +416,8 @@ VALID = {
 # anything at all. Strings of letters only, so that YAML reads them back as strings.
 JUNK = st.one_of(
     st.sampled_from(
-        [MISSING, None, True, 0, -1, 65, 101, 501, 785, 2001, 10_001, 60_001, 65_537, 2**32]
+        [MISSING, None, True, 0, 1, -1, 65, 101, 501, 785, 2001, 10_001, 60_001, 65_537, 2**32]
+        + ["", "/tmp", "..", "tests/data/mnist_sample", "all"]
         + [-0.5, 1.5, math.inf, math.nan, "1", "yes", "adamm", "vae", "ddp", [], [1], [0], [1] * 9]
         + [[32, 32, 32], [32] * 5, [1.5], {"a": 1}, 7, 257]
     ),
@@ -409,25 +442,40 @@ def fraction(value) -> bool:
 def is_valid(key: str, drawn: dict) -> bool:
     """Whether drawn[key] is allowed: the ranges the README gives, the choices params lists."""
     value = drawn[key]
-    dataset = DATASETS.get(drawn["data.dataset"]) if type(drawn["data.dataset"]) is str else None
+    dataset = drawn["data.dataset"] if drawn["data.dataset"] in [*DATASETS, IMAGES] else None
+    counts = {"train": math.inf, "test": math.inf}  # a folder's: known to prepare only
+    if dataset in DATASETS:
+        counts = {"train": DATASETS[dataset].train_count, "test": DATASETS[dataset].test_count}
     match key:
         case _ if value is MISSING:
             return False
         case "data.dataset":
             return dataset is not None
+        case "data.images":
+            return (
+                type(value) is str
+                and inside_repo(value)
+                and (dataset != IMAGES or has_class_folders(Path(value)))
+            )
         case "data.image_size":
             return whole(value, 8, 256)
-        case "data.train_size":
-            return dataset is not None and whole(value, 1, dataset.train_count)
-        case "data.test_size":
-            return dataset is not None and whole(value, 1, dataset.test_count)
+        case "data.train_size" | "data.test_size":
+            split = key.removeprefix("data.").removesuffix("_size")
+            return dataset is not None and (value == "all" or whole(value, 1, counts[split]))
+        case "data.test_fraction":
+            return type(value) in (int, float) and 0 < value < 1
+        case "data.invert":
+            return type(value) is bool
         case "data.seed" | "train.seed":
             return whole(value, 0, 2**32 - 1)
         case "data.normal_classes":
-            labels = class_labels(value, dataset)
+            # Where an earlier key is bad, that one is refused first: any folder does here.
+            folder = drawn["data.images"] if is_valid("data.images", drawn) else "tests/data/digits"
+            labels = class_labels(value, dataset, folder)
+            count = len(classes_of(dataset, folder).names) if dataset else 10
             return value == "all" or (
-                0 < len(labels) < 10
-                and all(whole(label, 0, 9) for label in labels)
+                0 < len(labels) < count
+                and all(whole(label, 0, count - 1) for label in labels)
                 and len(set(labels)) == len(labels)
             )
         case "model.kind":
@@ -463,12 +511,24 @@ def is_valid(key: str, drawn: dict) -> bool:
             return type(value) is bool
         case "plot.n_images":
             test_size = drawn["data.test_size"] if is_valid("data.test_size", drawn) else 0
-            return whole(value, 1, min(100, test_size))
+            return whole(value, 1, min(100, 100 if test_size == "all" else test_size))
 
 
-def class_labels(value, dataset) -> list:
-    """data.normal_classes as labels: each class name of the dataset as its place in the list."""
-    names = dataset.classes if dataset else ()
+def inside_repo(value: str) -> bool:
+    return value != "" and not Path(value).is_absolute() and ".." not in Path(value).parts
+
+
+def has_class_folders(folder: Path) -> bool:
+    """A folder with a subfolder that is not hidden: a folder dataset of one class, at least."""
+    return folder.is_dir() and any(
+        sub.is_dir() and not sub.name.startswith(".") for sub in folder.iterdir()
+    )
+
+
+def class_labels(value, dataset, images: str = "tests/data/digits") -> list:
+    """data.normal_classes as labels: each class name of the dataset (or of the folder, for
+    images) as its place in the list."""
+    names = classes_of(dataset, images).names if dataset else ()
     listed = value if type(value) is list else [value]
     return [names.index(item) if item in names else item for item in listed]
 
@@ -515,8 +575,12 @@ def test_any_params_document_loads_exactly_or_fails_on_one_line_naming_its_first
             section, name = key.split(".")
             expected = tuple(value) if type(value) is list else value
             if key == "data.normal_classes":  # all, or the labels in order
-                dataset = DATASETS[drawn["data.dataset"]]
-                expected = None if value == "all" else tuple(sorted(class_labels(value, dataset)))
+                dataset = drawn["data.dataset"]
+                labels = class_labels(value, dataset, drawn["data.images"])
+                expected = None if value == "all" else tuple(sorted(labels))
+            if value == "all" and key in ("data.train_size", "data.test_size"):
+                split = key.removeprefix("data.").removesuffix("_size")
+                expected = getattr(DATASETS.get(drawn["data.dataset"]), f"{split}_count", None)
             assert getattr(getattr(loaded, section), name) == expected, key
         return
     first = bad[0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stages import figures, plot, prepare
-from stages.common.datasets import DATASETS
+from stages.common.datasets import classes_of
 from stages.common.paths import CODES, RECONSTRUCTIONS
 from stages.common.runner import StageError
 from tests.conftest import PIPELINE, STAGES, output_files, outputs, stage_without_tensorflow
@@ -96,15 +96,14 @@ def tick_labels(axis, which="x") -> list[str]:
 def test_errors_and_codes_are_labelled_by_the_datasets_class_names(test_set, dataset):
     images, labels, codes, reconstructed = test_set
     errors = np.mean((images - reconstructed) ** 2, axis=1)
-    classes = DATASETS[dataset].classes
-    bars = figures.error_per_class(errors, labels, DATASETS[dataset])
+    named = classes_of(dataset, "")
+    classes = named.names
+    bars = figures.error_per_class(errors, labels, named)
     assert tick_labels(bars.axes[0]) == list(classes)
     assert bars.axes[0].get_xlabel() == ("digit" if dataset == "mnist" else "class")
-    pca = figures.codes_pca(codes, labels, DATASETS[dataset])
+    pca = figures.codes_pca(codes, labels, named)
     assert tick_labels(pca.axes[1], "y") == list(classes)  # the colour bar
-    best_and_worst = figures.best_and_worst(
-        images, reconstructed, errors, labels, 5, DATASETS[dataset]
-    )
+    best_and_worst = figures.best_and_worst(images, reconstructed, errors, labels, 5, named)
     titles = tick_labels(best_and_worst.axes[0])
     assert all(title.split(": ")[0] in classes for title in titles) and len(titles) == 5
     plt.close("all")

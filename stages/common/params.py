@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.common.datasets import DATASETS
+from stages.common.datasets import DATASETS, IMAGES, Dataset, FolderError, class_names
 from stages.common.paths import PARAMS
 from stages.common.runner import StageError
 
@@ -105,7 +105,45 @@ def choice(choices: tuple[str, ...]) -> Rule:
 
 
 def _dataset(loaded: Loaded):
-    return DATASETS[loaded["data"]["dataset"]]
+    """The dataset's sizes and classes: a folder's classes are its class folders, its sizes 0
+    (not known until prepare lists its files)."""
+    data = loaded["data"]
+    if data["dataset"] == IMAGES:
+        return Dataset(IMAGES, 0, 0, classes=class_names(Path(data["images"])), class_kind="class")
+    return DATASETS[data["dataset"]]
+
+
+def _images(value, loaded: Loaded) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    path = Path(value)
+    if path.is_absolute() or not path.resolve().is_relative_to(Path.cwd().resolve()):
+        raise Invalid(f"is {shown(value)}, outside the repository")
+    if loaded["data"]["dataset"] == IMAGES:
+        try:
+            class_names(path)
+        except FolderError as error:
+            raise Invalid(f"is {shown(value)}: {error.problem}", error.allowed) from None
+    return True
+
+
+def size(split: str) -> Rule:
+    """data.train_size or data.test_size: all the split's images, or a seeded subset of them."""
+
+    def count(loaded: Loaded) -> int:  # 0: a folder's, known to prepare only
+        return getattr(_dataset(loaded), f"{split}_count")
+
+    return Rule(
+        lambda loaded: (
+            f"all, or an integer from 1 to {count(loaded)}"
+            if count(loaded)
+            else "all, or an integer of 1 or more"
+        ),
+        lambda value, loaded: (
+            value == "all" or (type(value) is int and 1 <= value <= (count(loaded) or math.inf))
+        ),
+        lambda value, loaded: (count(loaded) or None) if value == "all" else value,
+    )
 
 
 def _mirrors(value, _) -> bool:
@@ -142,10 +180,19 @@ def _classes(value, loaded: Loaded) -> bool:
     return True
 
 
+IMAGES_FOLDER = Rule(
+    "a folder inside the repository, as a path relative to it, tracked by DVC (docs/images.md)",
+    _images,
+)
 POSITIVE = Rule(
     "a finite number greater than 0", lambda v, _: _is_number(v) and v > 0, lambda v, _: float(v)
 )
 FRACTION = between(0, 1, integer=False)
+SHARE = Rule(
+    "a number greater than 0 and less than 1",
+    lambda value, _: _is_number(value) and 0 < value < 1,
+    lambda value, _: float(value),
+)
 BOOLEAN = Rule("true or false", lambda value, _: isinstance(value, bool))
 SEED = between(0, 2**32 - 1)
 MIRRORS = Rule("a mapping from dataset name to a list of URLs or folders", _mirrors)
@@ -168,11 +215,15 @@ def key(rule: Rule):
 
 @dataclass(frozen=True)
 class DataParams:
-    dataset: str = key(choice(tuple(DATASETS)))
+    dataset: str = key(choice((*DATASETS, IMAGES)))
+    images: str = key(IMAGES_FOLDER)  # before the keys that read a folder's classes
     mirrors: dict[str, list[str]] = key(MIRRORS)
-    train_size: int = key(between(1, lambda loaded: _dataset(loaded).train_count))
-    test_size: int = key(between(1, lambda loaded: _dataset(loaded).test_count))
+    # None: all of a folder's images; an IDX dataset's "all" is its count.
+    train_size: int | None = key(size("train"))
+    test_size: int | None = key(size("test"))
+    test_fraction: float = key(SHARE)
     image_size: int = key(between(8, 256))
+    invert: bool = key(BOOLEAN)
     seed: int = key(SEED)
     normal_classes: tuple[int, ...] | None = key(CLASSES)  # after dataset: it reads it
 
@@ -205,7 +256,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class PlotParams:
-    n_images: int = key(between(1, lambda loaded: min(100, loaded["data"]["test_size"])))
+    n_images: int = key(between(1, lambda loaded: min(100, loaded["data"]["test_size"] or 100)))
 
 
 @dataclass(frozen=True)

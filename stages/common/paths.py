@@ -12,6 +12,7 @@ TRAIN_IMAGES = PREPARED / "train_images.npy"
 TRAIN_LABELS = PREPARED / "train_labels.npy"
 TEST_IMAGES = PREPARED / "test_images.npy"
 TEST_LABELS = PREPARED / "test_labels.npy"
+CLASSES = PREPARED / "classes.json"  # each label's name, and what a class is (a digit...)
 # Row 0 the training images' mean, then their principal components, strongest first.
 PCA_BASIS = PREPARED / "pca_basis.npy"
 
