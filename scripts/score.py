@@ -8,8 +8,9 @@ reaches the anomaly threshold that the evaluation chose on the test set.
 
 Images go in as the pipeline's data does: greyscale, scaled to the square the model was trained on
 (data.image_size, read from the model's input), pixels in [0, 1], flattened (stages/images.py: any
-format Pillow reads, any size; a transparent one laid on white). Colours are not inverted, so
-images must be light on dark, like MNIST. A bad file (not an image, an image
+format Pillow reads, any size; a transparent one laid on white), and inverted as the run's images
+were (data.invert of params.yaml, or --invert / --no-invert); arrays are taken as they are, as
+the pipeline's data. A bad file (not an image, an image
 too large to decode, an array whose header claims more than the file holds) is reported on one
 line and skipped, the rest are scored, and the exit status is 1.
 """
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.common import params
 from stages.common.datasets import scale_and_flatten
 from stages.common.files import atomic_path
-from stages.common.paths import EVALUATION_METRICS, MODEL
+from stages.common.paths import EVALUATION_METRICS, MODEL, PARAMS
 from stages.common.runner import StageError, gist, run
 from stages.images import read_image
 from stages.metrics import anomalous, reconstruction_errors
@@ -38,6 +40,7 @@ BATCH_SIZE = 1000  # images per call: a convolutional model's activations for ma
 def main() -> None:
     args = parse_args()
     threshold, source = anomaly_threshold(args)
+    invert = args.invert if args.invert is not None else PARAMS.is_file() and run_inverted()
     if not args.model.is_file():
         raise StageError(f"{args.model}: not found; allowed: a .keras model of the train stage")
     check_writable(args.output)
@@ -46,7 +49,7 @@ def main() -> None:
 
     autoencoder = inference.load_autoencoder(args.model)
     side = math.isqrt(autoencoder.input_shape[-1])  # the run's data.image_size
-    names, images, bad = read_images(args.paths, side)
+    names, images, bad = read_images(args.paths, side, invert)
     if not names:
         raise StageError(f"no images to score; allowed: {PATHS_ALLOWED}")
     errors = reconstruction_errors(images, reconstruct(autoencoder, images))
@@ -77,7 +80,18 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--threshold", type=float, help="the threshold, instead of the metrics'")
     parser.add_argument("--output", type=Path, default=Path("scores.csv"), help="(scores.csv)")
+    parser.add_argument(
+        "--invert",
+        action=argparse.BooleanOptionalAction,
+        help="make dark-on-light images light on dark (default: params.yaml's data.invert)",
+    )
     return parser.parse_args()
+
+
+def run_inverted() -> bool:
+    """Whether the run inverted its images: data.invert of params.yaml, as the run's dvc.lock
+    records it."""
+    return params.load().data.invert
 
 
 def check_writable(output: Path) -> None:
@@ -118,13 +132,13 @@ def anomaly_threshold(args: argparse.Namespace) -> tuple[float, str]:
     return float(threshold), source
 
 
-def read_images(paths: list[Path], side: int) -> tuple[list[str], np.ndarray, int]:
+def read_images(paths: list[Path], side: int, invert: bool) -> tuple[list[str], np.ndarray, int]:
     """The images of the paths (a folder's files in name order), as the pipeline's data, and
     their names; each bad file reported on one line and left out, and how many there were."""
     names, images, bad = [], [], 0
     for path in image_files(paths):
         try:
-            file_names, file_images = read(path, side)
+            file_names, file_images = read(path, side, invert)
         except StageError as error:
             print(f"error: {error}", file=sys.stderr)
             bad += 1
@@ -148,13 +162,13 @@ def image_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read(path: Path, side: int) -> tuple[list[str], np.ndarray]:
+def read(path: Path, side: int, invert: bool) -> tuple[list[str], np.ndarray]:
     """A file's names and images, e.g. `digits.npy[3]`, the images as N x side² in [0, 1]."""
     if path.is_file() and path.suffix.lower() == ".npy":
         array = read_npy(path, side)
         return [f"{path}[{index}]" for index in range(len(array))], array
     if path.is_file():
-        return [str(path)], scale_and_flatten(read_image(path, side)[np.newaxis])
+        return [str(path)], scale_and_flatten(read_image(path, side, invert)[np.newaxis])
     problem = "a folder without files" if path.is_dir() else "not found"
     raise StageError(f"{path}: {problem}; allowed: {PATHS_ALLOWED}")
 

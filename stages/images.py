@@ -19,10 +19,11 @@ LIGHT = 128  # a background at least this bright (of 255) is light: MNIST's is 0
 MAX_PIXELS = 4096 * 4096  # an image larger than this is refused before it is decoded
 
 
-def read_image(path: Path, side: int) -> np.ndarray:
+def read_image(path: Path, side: int, invert: bool = False) -> np.ndarray:
     """One image as side x side uint8 greyscale: Pillow's `L` (16-bit greyscale scaled to 8 bits,
     a transparent image first laid on white, as a viewer shows it), resized with the BOX filter
-    (each pixel the mean of the area it covers). Of a multi-frame file, the first frame."""
+    (each pixel the mean of the area it covers), and inverted (255 - pixel) if `invert`: dark on
+    light made light on dark, as the models take it. Of a multi-frame file, the first frame."""
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:  # known from the header alone
@@ -37,7 +38,8 @@ def read_image(path: Path, side: int) -> np.ndarray:
                 grey = Image.alpha_composite(page, image.convert("RGBA")).convert("L")
             else:
                 grey = image.convert("L")
-            return scaled(grey, side)
+            pixels = scaled(grey, side)
+            return 255 - pixels if invert else pixels
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         # Pillow's words for a truncated file or one it cannot identify name no format to allow.
         raise StageError(f"{path}: not a readable image; allowed: {ALLOWED}") from None
@@ -133,8 +135,7 @@ def split_files(
 
 
 def read_split(paths: list[Path], labels: np.ndarray, available: int, side: int, invert: bool):
-    images = np.stack([read_image(path, side) for path in paths])
-    return (255 - images if invert else images), labels, available
+    return np.stack([read_image(path, side, invert) for path in paths]), labels, available
 
 
 def say_if_dark_on_light(root: Path, images: np.ndarray, invert: bool) -> None:
