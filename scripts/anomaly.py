@@ -17,7 +17,7 @@ from pathlib import Path
 
 from scripts import experiments
 from stages.common import params
-from stages.common.datasets import DATASETS
+from stages.common.datasets import DATASETS, IMAGES, classes_of
 
 ANOMALY = Path("reports/anomaly")
 # Each kind of params.KINDS as settings on top of params.yaml: 30 epochs of one class's 6000
@@ -47,8 +47,10 @@ PUBLISHED = {
 
 def main() -> None:
     args = parse_args()
-    dataset = args.dataset or params.load().data.dataset
-    classes = args.classes or list(range(len(DATASETS[dataset].classes)))
+    data = params.load().data
+    dataset = args.dataset or data.dataset
+    names = classes_of(dataset, data.images).names  # a folder's: its class folders
+    classes = args.classes or list(range(len(names)))
     common = [*args.set, *([f"data.dataset={args.dataset}"] if args.dataset else [])]
     # Kind by kind: two queue workers then never prepare the same class's data at once (they
     # would race on DVC's run cache; see experiments.prepare_once).
@@ -67,9 +69,7 @@ def main() -> None:
     folder = ANOMALY / dataset
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(rows, classes, folder / "anomaly.csv")
-    write_markdown(
-        rows, [DATASETS[dataset].classes[label] for label in classes], folder / "anomaly.md"
-    )
+    write_markdown(rows, [names[label] for label in classes], folder / "anomaly.md")
     experiments.print_table_then_fail_for(folder / "anomaly.md", failed, executor)
 
 
@@ -82,7 +82,9 @@ def parse_args() -> argparse.Namespace:
         help=f"comma-separated, from {', '.join(KINDS)} (default: {DEFAULT_KINDS})",
     )
     parser.add_argument(
-        "--dataset", choices=sorted(DATASETS), help="data.dataset (default: params.yaml's)"
+        "--dataset",
+        choices=[*sorted(DATASETS), IMAGES],
+        help="data.dataset (default: params.yaml's)",
     )
     parser.add_argument(
         "--classes", type=class_labels, help="comma-separated labels, e.g. 2,8 (default: all)"

@@ -21,7 +21,7 @@ import numpy as np
 from scripts import experiments
 from stages import figures, noise
 from stages.common import params
-from stages.common.datasets import DATASETS
+from stages.common.datasets import DATASETS, IMAGES
 from stages.common.paths import RECONSTRUCTIONS, TEST_IMAGES
 
 FAMILY = Path("reports/family")
@@ -90,7 +90,9 @@ def parse_args() -> argparse.Namespace:
         help=f"comma-separated, from {', '.join(VARIANTS)} (default: all)",
     )
     parser.add_argument(
-        "--dataset", choices=sorted(DATASETS), help="data.dataset (default: params.yaml's)"
+        "--dataset",
+        choices=[*sorted(DATASETS), IMAGES],
+        help="data.dataset (default: params.yaml's)",
     )
     parser.add_argument(
         "--epochs",

@@ -19,6 +19,7 @@ from stages.common import datasets
 from stages.images import split_files
 from stages.metrics import reconstruction_errors
 from tests.conftest import (
+    REPO,
     SAMPLE,
     SAMPLE_PARAMS,
     STAGES,
@@ -166,6 +167,25 @@ def test_a_folder_is_prepared_at_data_image_size(tmp_path):
     np.testing.assert_allclose(images, blocks.reshape(-1, 14 * 14), atol=1 / 255 + 1e-6)
 
 
+def test_an_exported_idx_dataset_prepares_its_images_exactly_class_by_class(tmp_path):
+    workspace = folder_workspace(tmp_path, **{"data.image_size": 28})
+    source = REPO / "tests/data/fashion_mnist_sample"
+    export = [sys.executable, "-m", "scripts.export_images", str(source), "--per-class", "3"]
+    run([*export, str(workspace / "data/digits"), "--names", "fashion_mnist"], REPO)
+    assert prepare(workspace).returncode == 0
+    images, labels = (
+        idx.read(source / name) for name in (SPLIT_FILES["test"], LABEL_FILES["test"])
+    )
+    label_of = {name.replace("/", "-"): label for label, name in enumerate(datasets.GARMENTS)}
+    folders = sorted(label_of)  # Ankle boot, Bag, ..., T-shirt-top, Trouser
+    expected = np.concatenate([images[labels == label_of[name]][:3] for name in folders])
+    got, got_labels = prepared(workspace, "test")
+    np.testing.assert_array_equal(got, datasets.scale_and_flatten(expected))
+    assert got_labels.tolist() == [label for label in range(10) for _ in range(3)]
+    names = json.loads((workspace / "data/prepared/classes.json").read_text())["names"]
+    assert names == folders
+
+
 def test_without_train_and_test_folders_each_class_is_split_by_seed(tmp_path):
     root = tmp_path / "digits"
     write_folder(root, {"train": 10}, [PNG], flat=True)
@@ -197,7 +217,7 @@ BAD_FOLDERS = [
     ("truncated", {}, "data/digits/train/seven/001.png: not a readable image", "(PNG, JPEG, BMP"),
     ("text", {}, "data/digits/train/seven/001.txt: not a readable image", "(PNG, JPEG, BMP"),
     ("empty", {}, "data/digits/test/seven: an empty class folder", "a folder of images"),
-    ("no classes", {}, "params.yaml: data.images is 'data/digits': no class folders", "one sub"),
+    ("no classes", {}, "params.yaml: data.images is 'data/digits', no class folders", "one sub"),
     ("single", {}, "data/digits/seven: a class with a single image, 000.png", "2 or more"),
     (
         "outside",

@@ -241,11 +241,11 @@ BAD = [
     ),
     ({"data.images": "../digits"}, "data.images", "is '../digits', outside the repository", FOLDER),
     ({"data.images": ""}, "data.images", "is ''", FOLDER),
-    ({**EXAMPLE, "data.images": "nowhere"}, "data.images", "is 'nowhere': not a folder", "one"),
+    ({**EXAMPLE, "data.images": "nowhere"}, "data.images", "is 'nowhere', not a folder", "one"),
     (
         {**EXAMPLE, "data.images": "tests/data/mnist_sample"},
         "data.images",
-        "is 'tests/data/mnist_sample': no class folders",
+        "is 'tests/data/mnist_sample', no class folders",
         "one subfolder of images per class",
     ),
     ({"data.train_size": "most"}, "data.train_size", "is 'most'", "all, or an integer from 1"),

@@ -123,7 +123,7 @@ def _images(value, loaded: Loaded) -> bool:
         try:
             class_names(path)
         except FolderError as error:
-            raise Invalid(f"is {shown(value)}: {error.problem}", error.allowed) from None
+            raise Invalid(f"is {shown(value)}, {error.problem}", error.allowed) from None
     return True
 
 
