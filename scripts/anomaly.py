@@ -49,8 +49,8 @@ def main() -> None:
     args = parse_args()
     data = params.load().data
     dataset = args.dataset or data.dataset
-    names = classes_of(dataset, data.images).names  # a folder's: its class folders
-    classes = args.classes or list(range(len(names)))
+    class_names = classes_of(dataset, data.images).names  # a folder's: its class folders
+    classes = args.classes or list(range(len(class_names)))
     common = [*args.set, *([f"data.dataset={args.dataset}"] if args.dataset else [])]
     # Kind by kind: two queue workers then never prepare the same class's data at once (they
     # would race on DVC's run cache; see experiments.prepare_once).
@@ -69,7 +69,7 @@ def main() -> None:
     folder = ANOMALY / dataset
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(rows, classes, folder / "anomaly.csv")
-    write_markdown(rows, [names[label] for label in classes], folder / "anomaly.md")
+    write_markdown(rows, [class_names[label] for label in classes], folder / "anomaly.md")
     experiments.print_table_then_fail_for(folder / "anomaly.md", failed, executor)
 
 

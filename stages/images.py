@@ -6,10 +6,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from stages.common import datasets
 from stages.common.params import DataParams
+from stages.common.paths import DVC_YAML
 from stages.common.runner import StageError
 
 ALLOWED = "an image in a format Pillow reads (PNG, JPEG, BMP, TIFF, GIF, ...)"
@@ -83,9 +85,13 @@ def read_folder(data: DataParams, rng: np.random.Generator) -> tuple[Split, Spli
 
 def check_tracked(root: Path) -> None:
     """The folder is data of the project: tracked by DVC (a .dvc file for it or a folder above
-    it, as dvc add, import-url and import write) or by git."""
+    it, as dvc add, import-url and import write, or an output of a stage of dvc.yaml) or by
+    git."""
+    outputs = stage_outputs()
     for folder in (root, *root.parents):
         if folder.name and folder.with_name(folder.name + ".dvc").is_file():
+            return
+        if folder in outputs:
             return
     try:
         listed = subprocess.run(
@@ -96,8 +102,21 @@ def check_tracked(root: Path) -> None:
     if not listed:
         raise StageError(
             f"{root}: not tracked by DVC or git; allowed: a folder of the repository tracked by "
-            f"DVC (dvc add {root}, or dvc import-url, dvc import) or by git"
+            f"DVC (dvc add {root}, dvc import-url, dvc import, a stage's outs) or by git"
         )
+
+
+def stage_outputs() -> set[Path]:
+    """The outs that dvc.yaml's stages declare: a stage of yours may make the folder."""
+    try:
+        stages = yaml.safe_load(DVC_YAML.read_text())["stages"]
+        return {
+            Path(next(iter(out)) if isinstance(out, dict) else out)
+            for stage in stages.values()
+            for out in stage.get("outs", [])
+        }
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return set()
 
 
 def split_files(
