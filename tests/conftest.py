@@ -77,7 +77,7 @@ LONGEST_FIRST = [
     "test_experiments.py",  # 196: the sweep, family and one-class runs; the Slurm runs
     "test_scaling.py",  # 160
     "test_pipeline.py",  # 60
-    "test_images.py",  # 40
+    "test_images.py",  # 55
     "test_train.py",  # 57
     "test_loop.py",  # 55
     "test_checkpoints.py",  # 52
