@@ -78,7 +78,7 @@ def read_folder(data: DataParams, rng: np.random.Generator) -> tuple[Split, Spli
         if picked is not None:
             paths, labels = [paths[i] for i in picked], labels[picked]
         chosen[split] = paths, labels, len(files[split][0])
-    train, test = (read_split(*chosen[split], data.image_size, data.invert) for split in files)
+    train, test = (read_files(*chosen[split], data.image_size, data.invert) for split in files)
     say_if_dark_on_light(root, train[0], data.invert)
     return train, test
 
@@ -153,7 +153,8 @@ def split_files(
     return {split: (paths, np.array(labels, dtype)) for split, (paths, labels) in splits.items()}
 
 
-def read_split(paths: list[Path], labels: np.ndarray, available: int, side: int, invert: bool):
+def read_files(paths: list[Path], labels: np.ndarray, available: int, side: int, invert: bool):
+    """The files' images at side x side (inverted if asked) as a Split, with their labels."""
     return np.stack([read_image(path, side, invert) for path in paths]), labels, available
 
 

@@ -105,8 +105,7 @@ def choice(choices: tuple[str, ...]) -> Rule:
 
 
 def _dataset(loaded: Loaded):
-    """The dataset's sizes and classes: a folder's classes are its class folders, its sizes 0
-    (not known until prepare lists its files)."""
+    """The dataset and its classes: a folder's classes are its class folders."""
     data = loaded["data"]
     if data["dataset"] == IMAGES:
         return Dataset(IMAGES, 0, 0, classes=class_names(Path(data["images"])), class_kind="class")
@@ -130,8 +129,9 @@ def _images(value, loaded: Loaded) -> bool:
 def size(split: str) -> Rule:
     """data.train_size or data.test_size: all the split's images, or a seeded subset of them."""
 
-    def count(loaded: Loaded) -> int:  # 0: a folder's, known to prepare only
-        return getattr(_dataset(loaded), f"{split}_count")
+    def count(loaded: Loaded) -> int:  # 0: a folder's, known to prepare only (not listed here)
+        dataset = DATASETS.get(loaded["data"]["dataset"])
+        return getattr(dataset, f"{split}_count") if dataset else 0
 
     return Rule(
         lambda loaded: (
