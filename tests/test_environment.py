@@ -85,16 +85,18 @@ def test_a_user_with_their_own_config_and_variables_changes_nothing(tmp_path):
 
 
 def test_the_stages_load_keras_on_tensorflow_whatever_keras_backend_says_and_without_sklearn():
-    # Keras would load scikit-learn and Matplotlib for wrappers and galleries no stage uses
-    # (docs/speed.md); evaluate and plot still can.
+    # Keras would load scikit-learn and Matplotlib for wrappers and galleries no stage uses, and
+    # TensorFlow's legacy tf.keras SciPy (docs/speed.md); evaluate and plot still can.
     code = (
         "import sys\nfrom stages.backend import keras\n"
-        "print(keras.backend.backend(), 'sklearn' in sys.modules, 'matplotlib' in sys.modules)\n"
+        "names = ['sklearn', 'matplotlib', 'scipy']\n"
+        "print(keras.backend.backend(), *(name in sys.modules for name in names))\n"
         "from sklearn.decomposition import PCA\nimport matplotlib.pyplot as plt\n"
-        "print(PCA.__name__, plt.__name__)\n"
+        "import scipy.sparse\nprint(PCA.__name__, plt.__name__, scipy.sparse.__name__)\n"
     )
     result = run([sys.executable, "-c", code], REPO, {"KERAS_BACKEND": "jax"})
-    assert result.stdout.split() == ["tensorflow", "False", "False", "PCA", "matplotlib.pyplot"]
+    loaded = ["False"] * 3 + ["PCA", "matplotlib.pyplot", "scipy.sparse"]
+    assert result.stdout.split() == ["tensorflow", *loaded]
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", "1 failed"), ("", "1 skipped")])
