@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from stages import idx
@@ -184,6 +185,18 @@ def test_an_exported_idx_dataset_prepares_its_images_exactly_class_by_class(tmp_
     assert got_labels.tolist() == [label for label in range(10) for _ in range(3)]
     names = json.loads((workspace / "data/prepared/classes.json").read_text())["names"]
     assert names == folders
+
+
+def test_a_folder_that_a_stage_of_dvc_yaml_writes_counts_as_tracked(tmp_path):
+    # Neither git nor a .dvc file tracks it: a stage of the user's makes it, as DVC tracks outs.
+    workspace = folder_workspace(tmp_path, track=False)
+    write_folder(workspace / "data/digits", {"train": 2, "test": 1}, [PNG])
+    stage = {"cmd": "python -m my_scans", "outs": ["data/digits"]}
+    (workspace / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"scans": stage}}))
+    assert prepare(workspace, track=False).returncode == 0
+    (workspace / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"scans": {"cmd": "true"}}}))
+    result = prepare(workspace, track=False)
+    assert error_line(result.stderr).startswith("error: data/digits: not tracked by DVC or git")
 
 
 def test_without_train_and_test_folders_each_class_is_split_by_seed(tmp_path):
