@@ -1,5 +1,7 @@
 """Score your own images with a trained autoencoder: each one's reconstruction error, and whether it
-reaches the anomaly threshold that the evaluation chose on the test set.
+reaches the anomaly threshold that the evaluation chose on the test set. With the run's
+anomaly.score of params.yaml another than error, also the transformation classifier's doubt and
+the score itself, the threshold being the score's.
 
     python -m scripts.score digits/                          # a folder's images and arrays
     python -m scripts.score a.png b.jpg digits.npy --output digits.csv
@@ -28,10 +30,10 @@ import numpy as np
 from stages.common import params
 from stages.common.datasets import scale_and_flatten
 from stages.common.files import atomic_path
-from stages.common.paths import EVALUATION_METRICS, MODEL, PARAMS
+from stages.common.paths import CLASSIFIER, EVALUATION_METRICS, MODEL, PARAMS
 from stages.common.runner import StageError, gist, run
 from stages.images import read_image
-from stages.metrics import anomalous, reconstruction_errors
+from stages.metrics import anomalous, anomaly_scores, reconstruction_errors, uses_transformations
 
 PATHS_ALLOWED = "a folder of images and .npy arrays, an image file or a .npy array"
 BATCH_SIZE = 1000  # images per call: a convolutional model's activations for many more take GBs
@@ -39,30 +41,41 @@ BATCH_SIZE = 1000  # images per call: a convolutional model's activations for ma
 
 def main() -> None:
     args = parse_args()
-    threshold, source = anomaly_threshold(args)
-    invert = args.invert if args.invert is not None else PARAMS.is_file() and run_inverted()
-    if not args.model.is_file():
-        raise StageError(f"{args.model}: not found; allowed: a .keras model of the train stage")
+    # The run's anomaly.score (params.yaml, as its dvc.lock records it) and data.invert.
+    run_params = params.load() if PARAMS.is_file() else None
+    score = run_params.anomaly.score if run_params else "error"
+    threshold, standards, source = anomaly_threshold(args, score)
+    invert = args.invert if args.invert is not None else bool(run_params and run_params.data.invert)
+    models = [args.model, *([args.classifier] if uses_transformations(score) else [])]
+    for model in models:
+        if not model.is_file():
+            raise StageError(f"{model}: not found; allowed: a .keras model of the pipeline")
     check_writable(args.output)
 
-    from stages import inference  # TensorFlow loads here, once the arguments are checked
+    # TensorFlow loads here, once the arguments are checked.
+    from stages import classifier, inference
 
-    autoencoder = inference.load_autoencoder(args.model)
+    autoencoder, *transformations = [inference.load_model(model) for model in models]
     side = math.isqrt(autoencoder.input_shape[-1])  # the run's data.image_size
     names, images, bad = read_images(args.paths, side, invert)
     if not names:
         raise StageError(f"no images to score; allowed: {PATHS_ALLOWED}")
-    errors = reconstruction_errors(images, reconstruct(autoencoder, images))
-    flagged = anomalous(errors, threshold)
+    columns = {"error": reconstruction_errors(images, reconstruct(autoencoder, images))}
+    if transformations:
+        columns["doubt"] = classifier.doubt(transformations[0], images)
+    if score != "error":
+        columns["score"] = anomaly_scores(score, columns["error"], columns.get("doubt"), standards)
+    scored_by = "error" if score == "error" else "score"
+    flagged = anomalous(columns[scored_by], threshold)
     with atomic_path(args.output) as temporary, temporary.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["file", "error", "anomalous"])
-        for name, error, is_anomalous in zip(names, errors, flagged, strict=True):
-            writer.writerow([name, float(error), "true" if is_anomalous else "false"])
+        writer.writerow(["file", *columns, "anomalous"])
+        for name, *values, is_anomalous in zip(names, *columns.values(), flagged, strict=True):
+            writer.writerow([name, *map(float, values), "true" if is_anomalous else "false"])
     skipped = f"; {bad} bad file{'s' * (bad != 1)} skipped" if bad else ""
     print(
         f"{args.output}: {len(names)} images scored, {flagged.sum()} anomalous "
-        f"(error >= {threshold:.6g}, {source}){skipped}"
+        f"({scored_by} >= {threshold:.6g}, {source}){skipped}"
     )
     if bad:
         sys.exit(1)
@@ -72,6 +85,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=PATHS_ALLOWED)
     parser.add_argument("--model", type=Path, default=MODEL, help=f"the autoencoder ({MODEL})")
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        default=CLASSIFIER,
+        help=f"the transformation classifier, if anomaly.score uses it ({CLASSIFIER})",
+    )
     parser.add_argument(
         "--metrics",
         type=Path,
@@ -86,12 +105,6 @@ def parse_args() -> argparse.Namespace:
         help="make dark-on-light images light on dark (default: params.yaml's data.invert)",
     )
     return parser.parse_args()
-
-
-def run_inverted() -> bool:
-    """Whether the run inverted its images: data.invert of params.yaml, as the run's dvc.lock
-    records it."""
-    return params.load().data.invert
 
 
 def check_writable(output: Path) -> None:
@@ -114,22 +127,40 @@ def check_writable(output: Path) -> None:
         ) from None
 
 
-def anomaly_threshold(args: argparse.Namespace) -> tuple[float, str]:
-    """--threshold, or the evaluation's anomaly.threshold; and where it came from."""
+def anomaly_threshold(args: argparse.Namespace, score: str) -> tuple[float, dict | None, str]:
+    """--threshold, or the evaluation's anomaly.threshold, and where it came from; for a summed
+    score also the evaluation's anomaly.standardizing, the means and spreads of its parts."""
+    summed = score == "error+transformations"
+    needed = ["threshold"] * (args.threshold is None) + ["standardizing"] * summed
+    anomaly = evaluation_anomaly(args.metrics, needed, threshold_instead=not summed)
     if args.threshold is not None:
         threshold, source = args.threshold, "--threshold"
     else:
-        source = f"anomaly.threshold of {args.metrics}"
-        allowed = "the metrics of the evaluate stage, or --threshold"
-        if not args.metrics.is_file():
-            raise StageError(f"{args.metrics}: not found; allowed: {allowed}")
-        try:
-            threshold = json.loads(args.metrics.read_text())["anomaly"]["threshold"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise StageError(f"{args.metrics}: no anomaly.threshold; allowed: {allowed}") from None
-    if not (isinstance(threshold, int | float) and math.isfinite(threshold) and threshold >= 0):
-        raise StageError(f"{source} is {threshold!r}; allowed: a number of 0 or more")
-    return float(threshold), source
+        threshold, source = anomaly["threshold"], f"anomaly.threshold of {args.metrics}"
+    # A summed score is standardized: below 0 for the most typical images.
+    lowest, allowed = (-math.inf, "a finite number") if summed else (0, "a number of 0 or more")
+    finite = isinstance(threshold, int | float) and math.isfinite(threshold)
+    if not (finite and threshold >= lowest):
+        raise StageError(f"{source} is {threshold!r}; allowed: {allowed}")
+    return float(threshold), anomaly.get("standardizing"), source
+
+
+def evaluation_anomaly(metrics: Path, keys: list[str], threshold_instead: bool) -> dict:
+    """The anomaly metrics of the evaluate stage, where `keys` are needed from them; one line
+    naming the first one missing."""
+    if not keys:
+        return {}
+    allowed = "the metrics of the evaluate stage" + ", or --threshold" * threshold_instead
+    if not metrics.is_file():
+        raise StageError(f"{metrics}: not found; allowed: {allowed}")
+    try:
+        anomaly = json.loads(metrics.read_text())["anomaly"]
+    except (OSError, ValueError, KeyError, TypeError):
+        anomaly = {}
+    for key in keys:
+        if not isinstance(anomaly, dict) or key not in anomaly:
+            raise StageError(f"{metrics}: no anomaly.{key}; allowed: {allowed}")
+    return anomaly
 
 
 def read_images(paths: list[Path], side: int, invert: bool) -> tuple[list[str], np.ndarray, int]:

@@ -13,7 +13,18 @@ from stages.common import params, paths
 from stages.common.datasets import read_classes
 from stages.common.files import load_npy, save_json
 from stages.common.runner import StageError, run
-from stages.metrics import anomalous, bce, mse, probe_picks, psnr, reconstruction_errors
+from stages.metrics import (
+    MEANINGS,
+    anomalous,
+    anomaly_scores,
+    bce,
+    mse,
+    probe_picks,
+    psnr,
+    reconstruction_errors,
+    standardizing,
+    uses_transformations,
+)
 
 FLAGGED_WITHOUT_OUTLIERS = 0.01  # with no outliers to tell apart, flag the worst 1% of test images
 
@@ -37,13 +48,15 @@ def main() -> None:
             "labelled": len(picked),
         }
 
-    scores = reconstruction_errors(test_images, reconstructions)
     normal_classes = config.data.normal_classes
     outliers = None if normal_classes is None else ~np.isin(test_labels, normal_classes)
-    metrics["anomaly"], roc = anomaly_detection(scores, outliers)
+    score = config.anomaly.score
+    scores, metrics["anomaly"], roc = score_anomalies(
+        score, reconstruction_errors(test_images, reconstructions), outliers
+    )
     figure = figures.anomaly_scores(
-        scores, outliers, metrics["anomaly"]["threshold"], test_images, test_labels,
-        config.plot.n_images, read_classes(paths.CLASSES),
+        scores, MEANINGS[score], outliers, metrics["anomaly"]["threshold"], test_images,
+        test_labels, config.plot.n_images, read_classes(paths.CLASSES),
     )  # fmt: skip
     figures.save(figure, paths.EVALUATION / "anomaly.png")
     save_json(paths.ROC, roc)
@@ -69,6 +82,30 @@ def probe_accuracy(
     return float(probe.fit(features, labels).score(test_features, test_labels))
 
 
+def score_anomalies(
+    score: str, errors: np.ndarray, outliers: np.ndarray | None
+) -> tuple[np.ndarray, dict, list[dict]]:
+    """The test images' scores by anomaly.score, with anomaly_detection()'s metrics and curve;
+    for a summed score also each part's AUROC and the means and spreads that standardized them."""
+    doubt = load_npy(paths.TEST_DOUBT) if uses_transformations(score) else None
+    summed = score == "error+transformations"
+    standards = (
+        standardizing(load_npy(paths.TRAIN_ERRORS), load_npy(paths.TRAIN_DOUBT)) if summed else None
+    )
+    scores = anomaly_scores(score, errors, doubt, standards)
+    anomaly, roc = anomaly_detection(scores, outliers)
+    if summed:
+        anomaly["standardizing"] = standards
+        if outliers is not None:
+            anomaly["error_auroc"] = auroc(errors, outliers)
+            anomaly["transformations_auroc"] = auroc(doubt, outliers)
+    return scores, anomaly, roc
+
+
+def auroc(scores: np.ndarray, outliers: np.ndarray) -> float:
+    return float(roc_auc_score(outliers, scores))
+
+
 def anomaly_detection(scores: np.ndarray, outliers: np.ndarray | None) -> tuple[dict, list[dict]]:
     """The AUROC with outliers as positives, its ROC curve and best threshold (largest TPR - FPR);
     without outliers, the threshold flags FLAGGED_WITHOUT_OUTLIERS and the curve is empty."""
@@ -84,7 +121,7 @@ def anomaly_detection(scores: np.ndarray, outliers: np.ndarray | None) -> tuple[
     fpr, tpr, thresholds = roc_curve(outliers, scores)
     best = int(np.argmax(tpr - fpr))
     anomaly = {
-        "auroc": float(roc_auc_score(outliers, scores)),
+        "auroc": auroc(scores, outliers),
         "threshold": float(thresholds[best]),
         "flagged": float(np.mean(anomalous(scores, thresholds[best]))),
         "true_positive_rate": float(tpr[best]),

@@ -175,8 +175,11 @@ def label_loss_axes(axis: plt.Axes) -> None:
     axis.legend()
 
 
-def anomaly_scores(scores, outliers, threshold, images, labels, n_images, classes) -> plt.Figure:
-    """The test images' anomaly scores and threshold, and the least and most anomalous images."""
+def anomaly_scores(
+    scores, meaning, outliers, threshold, images, labels, n_images, classes
+) -> plt.Figure:
+    """The test images' anomaly scores (`meaning` says what they are) and threshold, and the least
+    and most anomalous images."""
     order = np.argsort(scores, kind="stable")
     figure = plt.figure(figsize=(max(7.0, 1.2 * n_images + 1.2), 7))
     grid = figure.add_gridspec(3, 1, height_ratios=[2.5, 1, 1])
@@ -189,7 +192,7 @@ def anomaly_scores(scores, outliers, threshold, images, labels, n_images, classe
         axis.hist(scores[~outliers], bins, density=True, alpha=0.6, label="inliers")
         axis.hist(scores[outliers], bins, density=True, alpha=0.6, label="outliers")
     axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4f}")
-    axis.set_xlabel("anomaly score: mean squared error per pixel")
+    axis.set_xlabel(f"anomaly score: {meaning}")
     axis.set_ylabel("test images" if outliers is None else "density")
     axis.set_title("Anomaly score of the test images")
     axis.legend()

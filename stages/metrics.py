@@ -28,9 +28,60 @@ def reconstruction_errors(images: np.ndarray, reconstructions: np.ndarray) -> np
     return np.mean((images.astype(np.float64) - reconstructions) ** 2, axis=1)
 
 
-def anomalous(errors: np.ndarray, threshold: float) -> np.ndarray:
-    """Which images the threshold flags: those whose error reaches it, as roc_curve counts them."""
-    return errors >= threshold
+def anomalous(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Which images the threshold flags: those whose score reaches it, as roc_curve counts them."""
+    return scores >= threshold
+
+
+# The first training images, whose scores give each part of a summed anomaly score its mean and
+# spread: each part counts alike whatever its units.
+STANDARDIZING_IMAGES = 1000
+
+
+# What each anomaly.score is, in the evaluation's figure.
+MEANINGS = {
+    "error": "mean squared error per pixel",
+    "transformations": "the transformation classifier's doubt",
+    "error+transformations": "log error and doubt, each standardized, summed",
+}
+
+
+def uses_transformations(score: str) -> bool:
+    """Whether anomaly.score needs the transformation classifier (stages/classifier.py)."""
+    return "transformations" in score.split("+")
+
+
+def score_parts(errors: np.ndarray, doubt: np.ndarray) -> dict[str, np.ndarray]:
+    """The two parts of the summed score: the logarithm of the reconstruction error (a ratio of
+    errors counts alike at any scale), and the classifier's doubt."""
+    return {"log_error": np.log(np.maximum(errors, TINY)), "transformations": doubt}
+
+
+TINY = 1e-12  # an error of 0 (a black image, rebuilt exactly) still has a finite logarithm
+
+
+def standardizing(errors: np.ndarray, doubt: np.ndarray) -> dict:
+    """The mean and standard deviation of each part of the summed score, on the standardizing
+    images' errors and doubt."""
+    return {
+        name: {"mean": float(np.mean(values)), "std": float(np.std(values))}
+        for name, values in score_parts(errors, doubt).items()
+    }
+
+
+def anomaly_scores(
+    score: str, errors: np.ndarray, doubt: np.ndarray | None, standards: dict | None = None
+) -> np.ndarray:
+    """Each image's anomaly score by anomaly.score (params.SCORES): its reconstruction error, the
+    classifier's doubt, or their sum, each part standardized (standards: standardizing())."""
+    if score == "error":
+        return errors
+    if score == "transformations":
+        return doubt
+    return sum(
+        (values - standards[name]["mean"]) / standards[name]["std"]
+        for name, values in score_parts(errors, doubt).items()
+    )
 
 
 LABELLED_PER_CLASS = 10  # the probe's labelled training images: 100 for ten classes

@@ -130,11 +130,11 @@ class Sampling(layers.Layer):
         return mean + ops.exp(0.5 * log_var) * noise
 
 
-def save_autoencoder(autoencoder: keras.Model, path: Path) -> None:
+def save_model(model: keras.Model, path: Path) -> None:
     """Save a normal .keras archive whose bytes depend only on the model, never on the clock or
     the memory addresses Keras writes into it (docs/reproducibility.md)."""
     with atomic_path(path) as temporary:
-        autoencoder.save(temporary)
+        model.save(temporary)
         with zipfile.ZipFile(temporary) as saved:
             entries = [(info, saved.read(info)) for info in saved.infolist()]
         with zipfile.ZipFile(temporary, "w") as archive:

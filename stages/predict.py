@@ -7,7 +7,7 @@ from stages import noise
 from stages.common import params, paths
 from stages.common.files import load_npy, save_json, save_npy
 from stages.common.runner import run
-from stages.metrics import mse, probe_picks, psnr
+from stages.metrics import STANDARDIZING_IMAGES, mse, probe_picks, psnr, reconstruction_errors
 
 
 def main() -> None:
@@ -17,15 +17,21 @@ def main() -> None:
     test_images = load_npy(paths.TEST_IMAGES)
     # A denoising autoencoder gets the test images with their own noise, as in training.
     test_inputs = noise.test_inputs(test_images, config)
-    autoencoder = inference.load_autoencoder(paths.MODEL)
+    autoencoder = inference.load_model(paths.MODEL)
     codes, reconstructions, metrics = predict_and_score(autoencoder, test_inputs, test_images)
     save_npy(paths.CODES, codes)
     save_npy(paths.RECONSTRUCTIONS, reconstructions)
     save_npy(paths.DECODED, inference.decode_samples(autoencoder, codes, config.train.seed))
     # The probe's images as the model trained on them (noised, for a denoising one).
     picked = probe_picks(load_npy(paths.TRAIN_LABELS), config.data.seed)
-    train_inputs = noise.training_inputs(load_npy(paths.TRAIN_IMAGES, mmap_mode="c"), config)
+    train_images = load_npy(paths.TRAIN_IMAGES, mmap_mode="c")
+    train_inputs = noise.training_inputs(train_images, config)
     save_npy(paths.PROBE_CODES, inference.encode(autoencoder, train_inputs[picked]))
+    # The errors that standardize the anomaly score (stages/metrics.py).
+    standardizing = slice(STANDARDIZING_IMAGES)
+    rebuilt = inference.encode_and_reconstruct(autoencoder, train_inputs[standardizing])[1]
+    errors = reconstruction_errors(train_images[standardizing], np.asarray(rebuilt))
+    save_npy(paths.TRAIN_ERRORS, errors)
     save_json(paths.METRICS, metrics)
     print(f"{paths.METRICS}: test BCE {metrics['test']['bce']:.4f}")
 

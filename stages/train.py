@@ -55,7 +55,7 @@ def main() -> None:
                 live = Live(dir=str(reports), dvcyaml=False, save_dvc_exp=False)
                 fit(on_epoch=EpochReport(config, live))
                 live.end()
-                model.save_autoencoder(autoencoder, MODEL)
+                model.save_model(autoencoder, MODEL)
     if checkpoint:
         checkpoint.finished()
 

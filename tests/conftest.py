@@ -431,6 +431,9 @@ def queued_runs(request, tmp_path_factory, worker_id) -> dict[str, dict]:
     }
 
 
+ONE_CLASS_SCORE = "error+transformations"  # the one-class run's: every part of the evaluation
+
+
 def make_queued_runs(folder: Path, request: pytest.FixtureRequest) -> dict[str, dict]:
     """In three repos under `folder`, at once:
 
@@ -439,8 +442,8 @@ def make_queued_runs(folder: Path, request: pytest.FixtureRequest) -> dict[str, 
     - "family": a copy of the repo on the sample after `python -m scripts.family --variants
       conv,denoising,vae --epochs 3,denoising=2` with small convolutions and a larger step;
     - "one_class": a copy of the sample run after `python -m scripts.anomaly --kinds dense
-      --classes 1`, its experiment applied to the workspace, with its name ("experiments") and
-      its log ("log").
+      --classes 1 -S anomaly.score=error+transformations`, its experiment applied to the
+      workspace, with its name ("experiments") and its log ("log").
 
     Each with what its script printed ("output")."""
     folder.mkdir(exist_ok=True)
@@ -455,9 +458,9 @@ def make_queued_runs(folder: Path, request: pytest.FixtureRequest) -> dict[str, 
     commands["family"] = ["scripts.family", "--variants", ",".join(FAMILY_VARIANTS)]
     commands["family"] += ["--epochs", epochs]
     commands["family"] += ["-S", "model.filters=[16,16]", "-S", "train.learning_rate=0.003"]
-    # 30 epochs of the sample's 220 ones (7 steps an epoch).
+    # 30 epochs of the sample's 220 ones (7 steps an epoch), scored by the summed score.
     commands["one_class"] = ["scripts.anomaly", "--kinds", "dense", "--classes", "1"]
-    commands["one_class"] += ["--jobs", "1"]
+    commands["one_class"] += ["-S", f"anomaly.score={ONE_CLASS_SCORE}", "--jobs", "1"]
     dims = ",".join(map(str, SWEEP_DIMS))
     commands["sweep"] = ["scripts.sweep", "--dims", dims, "--jobs", "1"]
     runs, processes = {}, {}

@@ -5,12 +5,16 @@ training, and make anomaly."""
 import csv
 import itertools
 import json
+import math
 import re
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
 
 from scripts import anomaly
 from stages import evaluate, metrics, prepare
@@ -44,6 +48,22 @@ def test_the_threshold_is_where_true_minus_false_positive_rates_peak_worked_by_h
     assert (anomaly["true_positive_rate"], anomaly["false_positive_rate"]) == (0.8, 0.0)
     assert anomaly["flagged"] == 0.4  # 0.5 itself is flagged: an error reaching the threshold
     assert anomaly["auroc"] == pytest.approx(20 / 25)  # the pairs outlier above inlier
+
+
+def test_the_summed_score_standardizes_each_part_as_scikit_learns_scaler_does():
+    train_errors, train_doubt = RNG.uniform(0.01, 0.05, 300), RNG.gamma(2.0, 0.5, 300)
+    errors, doubt = RNG.uniform(0.01, 0.2, 50), RNG.gamma(2.0, 1.0, 50)
+    standards = metrics.standardizing(train_errors, train_doubt)
+    summed = metrics.anomaly_scores("error+transformations", errors, doubt, standards)
+    scaler = StandardScaler().fit(np.column_stack([np.log(train_errors), train_doubt]))
+    expected = scaler.transform(np.column_stack([np.log(errors), doubt])).sum(axis=1)
+    np.testing.assert_allclose(summed, expected, rtol=1e-12)
+    # The single scores are the parts as they are.
+    assert metrics.anomaly_scores("error", errors, None) is errors
+    assert metrics.anomaly_scores("transformations", errors, doubt) is doubt
+    # An error of 0 (an image rebuilt exactly) still scores finite.
+    rebuilt_exactly = metrics.anomaly_scores("error+transformations", 0 * errors, doubt, standards)
+    assert np.isfinite(rebuilt_exactly).all()
 
 
 def test_an_image_is_anomalous_when_its_error_reaches_the_threshold():
@@ -161,7 +181,7 @@ def one_class_run(queued_runs) -> dict:
 def test_one_class_training_reruns_prepare_onward_and_scores_the_other_digits(one_class_run):
     repo, log = one_class_run["repo"], one_class_run["log"]
     assert "Stage 'download' didn't change, skipping" in log
-    for stage in ("prepare", "train", "predict", "plot", "evaluate"):
+    for stage in ("prepare", "train", "predict", "plot", "transformations", "evaluate"):
         assert f"Running stage '{stage}'" in log
     labels = np.load(repo / "data/prepared/train_labels.npy")
     assert set(labels) == {1} and len(labels) == 220  # the sample's ones
@@ -173,6 +193,60 @@ def test_one_class_training_reruns_prepare_onward_and_scores_the_other_digits(on
     assert roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
     assert "probe" not in read_json(repo / "reports/evaluation/metrics.json")
     assert plt.imread(repo / "reports/evaluation/anomaly.png").ndim == 3
+
+
+@pytest.mark.slow
+def test_the_summed_score_is_each_part_standardized_on_the_training_images_then_added(
+    one_class_run,
+):
+    repo = one_class_run["repo"]
+    anomaly_metrics = read_json(repo / "reports/evaluation/metrics.json")["anomaly"]
+    outliers = np.load(repo / "data/prepared/test_labels.npy") != 1
+    images = np.load(repo / "data/prepared/test_images.npy").astype(np.float64)
+    errors = ((images - np.load(repo / "data/predictions/reconstructions.npy")) ** 2).mean(axis=1)
+    doubt = np.load(repo / "models/transformations/test_scores.npy")
+    # The first 1000 training images (all 220 ones here) standardize each part.
+    train_errors = np.load(repo / "data/predictions/train_errors.npy")
+    train_doubt = np.load(repo / "models/transformations/train_scores.npy")
+    assert len(train_errors) == len(train_doubt) == 220 and len(doubt) == 500
+    scaler = StandardScaler().fit(np.column_stack([np.log(train_errors), train_doubt]))
+    summed = scaler.transform(np.column_stack([np.log(errors), doubt])).sum(axis=1)
+    assert anomaly_metrics["auroc"] == pytest.approx(roc_auc_score(outliers, summed))
+    assert anomaly_metrics["error_auroc"] == pytest.approx(roc_auc_score(outliers, errors))
+    assert anomaly_metrics["transformations_auroc"] == pytest.approx(roc_auc_score(outliers, doubt))
+    standards = anomaly_metrics["standardizing"]
+    for index, part in enumerate(["log_error", "transformations"]):
+        assert standards[part]["mean"] == pytest.approx(scaler.mean_[index])
+        assert standards[part]["std"] == pytest.approx(scaler.scale_[index])
+    # The ones are told from the rest by each part, and their sum.
+    assert min(anomaly_metrics[key] for key in ("auroc", "transformations_auroc")) > 0.8
+    card = read_json(repo / "models/transformations/classifier.json")
+    assert card["anomaly.score"] == "error+transformations" and card["trained"] is True
+    assert len(card["transformations"]) == 20 and math.isfinite(card["loss"])
+
+
+@pytest.mark.slow
+def test_make_score_scores_by_the_runs_summed_score_and_threshold(one_class_run):
+    repo = one_class_run["repo"]
+    anomaly_metrics = read_json(repo / "reports/evaluation/metrics.json")["anomaly"]
+    images = np.load(repo / "data/prepared/test_images.npy")[:8]
+    np.save(repo / "eight.npy", images)
+    run([sys.executable, "-m", "scripts.score", "eight.npy"], repo)
+    with (repo / "scores.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["file", "error", "doubt", "score", "anomalous"]
+    reconstructions = np.load(repo / "data/predictions/reconstructions.npy")[:8]
+    errors = ((images.astype(np.float64) - reconstructions) ** 2).mean(axis=1)
+    doubt = np.load(repo / "models/transformations/test_scores.npy")[:8]
+    standards = anomaly_metrics["standardizing"]
+    summed = (np.log(errors) - standards["log_error"]["mean"]) / standards["log_error"]["std"] + (
+        doubt - standards["transformations"]["mean"]
+    ) / standards["transformations"]["std"]
+    for row, error, its_doubt, score in zip(rows, errors, doubt, summed, strict=True):
+        assert float(row["error"]) == pytest.approx(error, rel=1e-4)
+        assert float(row["doubt"]) == pytest.approx(its_doubt, rel=1e-4, abs=1e-5)
+        assert float(row["score"]) == pytest.approx(score, rel=1e-3, abs=1e-4)
+        assert row["anomalous"] == str(score >= anomaly_metrics["threshold"]).lower()
 
 
 @pytest.mark.slow
@@ -199,19 +273,42 @@ def test_make_anomaly_gives_a_row_per_kind_beside_the_published_rows(one_class_r
     folder = repo / "reports/anomaly/mnist_sample"
     with (folder / "anomaly.csv").open(newline="") as file:
         rows = {row["method"]: row for row in csv.DictReader(file)}
-    assert list(rows) == ["dense", *anomaly.PUBLISHED["mnist"]]
-    dense = rows["dense"]
-    assert dense["settings"] == "model.kind=dense train.epochs=30"
-    auroc = read_json(repo / "reports/evaluation/metrics.json")["anomaly"]["auroc"]
-    assert dense["1"] == dense["mean"] == f"{100 * auroc:.1f}"
-    assert [row["1"] for method, row in rows.items() if method != "dense"] == [
-        "99.7",
-        "98.3",
-        "99.9",
-    ]
+    parts = ["dense: the error alone", "dense: the transformations alone"]
+    assert list(rows) == ["dense", *parts, *anomaly.PUBLISHED["mnist"]]
+    settings = "model.kind=dense train.epochs=30 anomaly.score=error+transformations"
+    assert {rows[method]["settings"] for method in ["dense", *parts]} == {settings}
+    anomaly_metrics = read_json(repo / "reports/evaluation/metrics.json")["anomaly"]
+    keys = ["auroc", "error_auroc", "transformations_auroc"]
+    for method, key in zip(["dense", *parts], keys, strict=True):
+        assert rows[method]["1"] == rows[method]["mean"] == f"{100 * anomaly_metrics[key]:.1f}"
+    published = {method: rows[method]["1"] for method in anomaly.PUBLISHED["mnist"]}
+    assert published == {
+        "Deep SVDD (Ruff 2018)": "99.7",
+        "DCAE (Ruff 2018)": "98.3",
+        "OCGAN (Perera 2019)": "99.9",
+        "GEOM (Golan and El-Yaniv 2018)": "91.6",
+        "ARNet (Ye 2022)": "99.9",
+    }
+    assert rows["DCAE (Ruff 2018)"]["settings"] == "published, unchecked"
     markdown = (folder / "anomaly.md").read_text()
     assert markdown in one_class_run["output"]
     assert markdown.splitlines()[0] == "| method | 1 | mean | settings |"
+
+
+def test_a_rerun_of_some_kinds_replaces_their_rows_and_keeps_the_others_of_the_same_classes(
+    tmp_path,
+):
+    before = [
+        {"method": "dense", "settings": "model.kind=dense", "auroc": [96.0, 90.0]},
+        {"method": "deep", "settings": "model.kind=deep", "auroc": [97.0, None]},
+        *anomaly.published_rows("mnist", [1, 3]),
+    ]
+    anomaly.write_csv(before, [1, 3], tmp_path / "anomaly.csv")
+    rerun = [{"method": "deep", "settings": "model.kind=deep", "auroc": [97.0, 95.5]}]
+    kept = anomaly.kept_rows(tmp_path / "anomaly.csv", [1, 3], rerun)
+    assert kept == [before[0]]  # the published rows are written anew each time
+    assert anomaly.kept_rows(tmp_path / "anomaly.csv", [1, 2], rerun) == []  # other classes
+    assert anomaly.kept_rows(tmp_path / "none.csv", [1, 3], rerun) == []
 
 
 def test_the_anomaly_tables_mean_is_over_every_class_and_empty_for_an_unfinished_run(tmp_path):
@@ -230,6 +327,8 @@ def test_the_anomaly_tables_mean_is_over_every_class_and_empty_for_an_unfinished
         "Deep SVDD (Ruff 2018)": ("99.7", "91.9", "95.8"),
         "DCAE (Ruff 2018)": ("98.3", "86.7", "92.5"),
         "OCGAN (Perera 2019)": ("99.9", "96.3", "98.1"),
+        "GEOM (Golan and El-Yaniv 2018)": ("91.6", "99.0", "95.3"),
+        "ARNet (Ye 2022)": ("99.9", "99.1", "99.5"),
     }
     anomaly.write_markdown(rows, ["1", "3"], tmp_path / "anomaly.md")
     lines = (tmp_path / "anomaly.md").read_text().splitlines()

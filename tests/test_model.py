@@ -21,7 +21,7 @@ def saved(tmp_path):
     model.seed_everything(0)
     autoencoder = model.build_autoencoder(TUTORIAL)
     path = tmp_path / "autoencoder.keras"
-    model.save_autoencoder(autoencoder, path)
+    model.save_model(autoencoder, path)
     return autoencoder, path
 
 
@@ -40,7 +40,7 @@ def test_the_same_weights_give_the_same_bytes_later(saved, tmp_path):
     autoencoder, path = saved
     time.sleep(2.1)  # zip entries record time in steps of 2 s, Keras' save date in seconds
     again = tmp_path / "again.keras"
-    model.save_autoencoder(autoencoder, again)
+    model.save_model(autoencoder, again)
     assert again.read_bytes() == path.read_bytes()
 
 
@@ -48,14 +48,14 @@ def test_other_weights_give_other_bytes(saved, tmp_path):
     autoencoder, path = saved
     autoencoder.get_layer("code").bias.assign(np.ones(36, np.float32))
     changed = tmp_path / "changed.keras"
-    model.save_autoencoder(autoencoder, changed)
+    model.save_model(autoencoder, changed)
     assert changed.read_bytes() != path.read_bytes()
 
 
 def test_it_loads_in_safe_mode_and_predicts_as_before(saved):
     autoencoder, path = saved
     images = np.random.default_rng(0).random((5, 784), np.float32)
-    loaded = inference.load_autoencoder(path)  # keras.models.load_model(..., safe_mode=True)
+    loaded = inference.load_model(path)  # keras.models.load_model(..., safe_mode=True)
     np.testing.assert_array_equal(loaded(images), autoencoder(images))
 
 
@@ -118,8 +118,8 @@ def test_each_kind_loads_in_safe_mode_and_decodes_its_codes(kind, side, tmp_path
     autoencoder = model.build_autoencoder(variant_model(kind), pixels=side * side)
     assert autoencoder.input_shape == autoencoder.output_shape == (None, side * side)
     path = tmp_path / "autoencoder.keras"
-    model.save_autoencoder(autoencoder, path)
-    loaded = inference.load_autoencoder(path)
+    model.save_model(autoencoder, path)
+    loaded = inference.load_model(path)
     images = np.random.default_rng(0).random((4, side * side), np.float32)
     np.testing.assert_allclose(loaded(images), autoencoder(images), rtol=1e-6)
     codes, reconstructions, terms = inference.encode_and_reconstruct(loaded, images)

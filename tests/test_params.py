@@ -98,6 +98,8 @@ BAD = [
     ({"model": MISSING}, "model", "is missing", "keys kind, encoding_dim, hidden, filters"),
     ({"train": MISSING}, "train", "is missing", "keys optimizer, learning_rate"),
     ({"plot": MISSING}, "plot", "is missing", "keys n_images"),
+    ({"anomaly": MISSING}, "anomaly", "is missing", "a mapping with keys score"),
+    ({"anomaly.score": "ssim"}, "anomaly.score", "is 'ssim'", "error, transformations, error+"),
     ({"model": [36]}, "model", "is [36], not a mapping", "keys kind, encoding_dim"),
     ({"model.encoding_dim": 0}, "model.encoding_dim", "is 0", INTEGER_1_784),
     ({"model.encoding_dim": -3}, "model.encoding_dim", "is -3", INTEGER_1_784),
@@ -278,9 +280,9 @@ def test_bad_value_is_one_line_naming_key_value_and_allowed(
     [
         ("data:\n  dataset: mnist\n\tseed: 0\n", "is not valid YAML at line 3"),
         ("data: {dataset: mnist\nmodel: {}\n", "is not valid YAML at line 2"),
-        ("", "must be a mapping of sections (data, model, train, plot)"),
-        ("- data\n- model\n", "must be a mapping of sections (data, model, train, plot)"),
-        ("mnist\n", "must be a mapping of sections (data, model, train, plot)"),
+        ("", "must be a mapping of sections (data, model, train, plot, anomaly)"),
+        ("- data\n- model\n", "must be a mapping of sections (data, model, train, plot, anomaly)"),
+        ("mnist\n", "must be a mapping of sections (data, model, train, plot, anomaly)"),
     ],
     ids=["tab", "unclosed-brace", "empty", "list", "scalar"],
 )
@@ -411,6 +413,7 @@ VALID = {
     "train.strategy": st.sampled_from(params.STRATEGIES),
     "train.devices": st.integers(1, 64),
     "plot.n_images": st.integers(1, 100),
+    "anomaly.score": st.sampled_from(params.SCORES),
 }
 # What a user might write instead: a value just outside some key's range or of the wrong kind, or
 # anything at all. Strings of letters only, so that YAML reads them back as strings.
@@ -509,6 +512,8 @@ def is_valid(key: str, drawn: dict) -> bool:
             return whole(value, 1, 65_536)
         case "train.shuffle":
             return type(value) is bool
+        case "anomaly.score":
+            return value in params.SCORES
         case "plot.n_images":
             test_size = drawn["data.test_size"] if is_valid("data.test_size", drawn) else 0
             return whole(value, 1, min(100, 100 if test_size == "all" else test_size))

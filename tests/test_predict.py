@@ -84,7 +84,7 @@ def test_a_saved_autoencoder_loads_back(tmp_path):
     path = tmp_path / "autoencoder.keras"
     autoencoder = model.build_autoencoder(TUTORIAL)
     autoencoder.save(path)
-    loaded = inference.load_autoencoder(path)
+    loaded = inference.load_model(path)
     images = np.random.default_rng(0).random((3, 784), np.float32)
     np.testing.assert_allclose(
         loaded.predict(images, verbose=0), autoencoder.predict(images, verbose=0)
@@ -93,7 +93,7 @@ def test_a_saved_autoencoder_loads_back(tmp_path):
 
 def load_error(path) -> str:
     with pytest.raises(StageError) as raised:
-        inference.load_autoencoder(path)
+        inference.load_model(path)
     return str(raised.value)
 
 

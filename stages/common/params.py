@@ -19,6 +19,9 @@ from stages.common.paths import PARAMS
 from stages.common.runner import StageError
 
 KINDS = ("dense", "deep", "conv", "vae")  # stages/model.py builds each
+# What makes a test image anomalous (stages/metrics.py scores each; docs/evaluation.md): its
+# reconstruction error, the transformation classifier's score (stages/classifier.py), or both.
+SCORES = ("error", "transformations", "error+transformations")
 # auto: one device; mirrored: one machine's GPUs (or logical CPUs); multi_worker: TF_CONFIG's
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "adadelta", "sgd", "rmsprop", "adagrad", "adamw", "nadam")
@@ -260,11 +263,17 @@ class PlotParams:
 
 
 @dataclass(frozen=True)
+class AnomalyParams:
+    score: str = key(choice(SCORES))
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     model: ModelParams
     train: TrainParams
     plot: PlotParams
+    anomaly: AnomalyParams
 
 
 SECTIONS = {section.name: section.type for section in fields(Params)}
@@ -298,7 +307,7 @@ def parse(text: str, path: Path | str = PARAMS) -> Params:
         line = f" at line {where.line + 1}" if where else ""
         raise ParamsError(f"{path}: is not valid YAML{line}") from None
     if not isinstance(document, dict):
-        raise ParamsError(f"{path}: must be a mapping of sections (data, model, train, plot)")
+        raise ParamsError(f"{path}: must be a mapping of sections ({', '.join(SECTIONS)})")
 
     def fail(key: str, problem: str, allowed: str) -> ParamsError:
         return ParamsError(f"{path}: {key} {problem}; allowed: {allowed}")

@@ -17,6 +17,13 @@ CLASSES = PREPARED / "classes.json"  # each label's name, and what a class is (a
 PCA_BASIS = PREPARED / "pca_basis.npy"
 
 MODEL = Path("models/autoencoder.keras")
+# The transformation classifier (stages/classifier.py): what it is (always), and when anomaly.score
+# uses it, the classifier and its scores of the test images and of the standardizing ones.
+TRANSFORMATIONS = Path("models/transformations")
+CLASSIFIER_CARD = TRANSFORMATIONS / "classifier.json"
+CLASSIFIER = TRANSFORMATIONS / "classifier.keras"
+TEST_DOUBT = TRANSFORMATIONS / "test_scores.npy"
+TRAIN_DOUBT = TRANSFORMATIONS / "train_scores.npy"
 TRAIN_REPORTS = Path("reports/train")
 TRAIN_CURVES = TRAIN_REPORTS / "plots" / "metrics"
 
@@ -25,6 +32,9 @@ RECONSTRUCTIONS = PREDICTIONS / "reconstructions.npy"
 CODES = PREDICTIONS / "codes.npy"
 DECODED = PREDICTIONS / "decoded.npy"  # images decoded from codes the model never saw
 PROBE_CODES = PREDICTIONS / "probe_codes.npy"  # of the probe's labelled training images
+# The reconstruction errors of the training images that standardize the anomaly score
+# (stages/metrics.py, STANDARDIZING_IMAGES).
+TRAIN_ERRORS = PREDICTIONS / "train_errors.npy"
 METRICS = Path("reports/metrics.json")
 
 EVALUATION = Path("reports/evaluation")

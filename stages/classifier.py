@@ -1,0 +1,90 @@
+"""The transformation classifier of GEOM (Golan and El-Yaniv, NeurIPS 2018), small: a CNN learns
+which of 20 rotations and shifts was applied to an image of the training classes. On an image of
+another class it is less sure which it sees, so its doubt is an anomaly score (docs/evaluation.md).
+"""
+
+import numpy as np
+
+from stages.backend import keras, layers
+
+QUARTER_TURNS = (0, 1, 2, 3)  # rotations by 0, 90, 180 and 270 degrees
+EPOCHS = 1  # a second epoch gave nothing more on digits 0 to 2 (docs/evaluation.md)
+BATCH_SIZE = 256
+LEARNING_RATE = 1e-3
+IMAGES_PER_CALL = 1000  # scored at a time: their 20 versions take 63 MB at 28 x 28
+
+
+def shifts(side: int) -> list[tuple[int, int]]:
+    """None, then up, down, left and right by a seventh of the side (4 pixels of MNIST's 28)."""
+    step = side // 7
+    return [(0, 0), (-step, 0), (step, 0), (0, -step), (0, step)]
+
+
+def transformations(side: int) -> list[tuple[int, tuple[int, int]]]:
+    """The 20 (quarter turns, (rows down, columns right)) the classifier tells apart."""
+    return [(turns, shift) for turns in QUARTER_TURNS for shift in shifts(side)]
+
+
+def transform(images: np.ndarray, turns: int, shift: tuple[int, int]) -> np.ndarray:
+    """Square images (N x side x side) turned anticlockwise, then shifted; what leaves one edge
+    comes back at the other, where MNIST's images are black."""
+    turned = np.rot90(images, turns, axes=(1, 2))
+    return np.ascontiguousarray(np.roll(turned, shift, axis=(1, 2)))
+
+
+def every_version(images: np.ndarray) -> np.ndarray:
+    """N x 784 images as N x 20 x 28 x 28: each image's versions, in transformations' order."""
+    side = round(np.sqrt(images.shape[1]))
+    squares = images.reshape(-1, side, side)
+    return np.stack([transform(squares, *each) for each in transformations(side)], axis=1)
+
+
+def build_classifier(side: int, count: int) -> keras.Model:
+    """Three 3x3 convolutions with pooling between, then Dense 128, then `count` logits."""
+    image = keras.Input(shape=(side, side, 1), name="image")
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(image)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.Dense(128, activation="relu")(layers.Flatten()(x))
+    return keras.Model(image, layers.Dense(count, name="logits")(x), name="classifier")
+
+
+def train_classifier(images: np.ndarray) -> tuple[keras.Model, float]:
+    """A classifier of the 20 versions of the images (N x 784), trained with Adam for EPOCHS, and
+    its last epoch's loss; seed first (stages/model.seed_everything)."""
+    versions = every_version(images)
+    count, side = versions.shape[1], versions.shape[2]
+    classifier = build_classifier(side, count)
+    classifier.compile(
+        optimizer=keras.optimizers.Adam(LEARNING_RATE),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True,
+    )
+    labels = np.tile(np.arange(count), len(images))  # each image's versions, in order
+    history = classifier.fit(
+        versions.reshape(-1, side, side, 1), labels,
+        batch_size=BATCH_SIZE, epochs=EPOCHS, shuffle=True, verbose=2,
+    )  # fmt: skip
+    return classifier, float(history.history["loss"][-1])
+
+
+def doubt(classifier: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Each image's anomaly score: minus the mean log-probability the classifier gives each of its
+    versions of being the version it is (0 for a classifier sure and right of all 20)."""
+    batches = (images[i : i + IMAGES_PER_CALL] for i in range(0, len(images), IMAGES_PER_CALL))
+    scores = [mean_log_probability_of_the_truth(classifier, every_version(b)) for b in batches]
+    return -np.concatenate(scores) if scores else np.empty(0)
+
+
+def mean_log_probability_of_the_truth(classifier: keras.Model, versions: np.ndarray) -> np.ndarray:
+    n, count, side = versions.shape[:3]
+    logits = classifier.predict(versions.reshape(-1, side, side, 1), batch_size=2048, verbose=0)
+    log_probabilities = log_softmax(logits.astype(np.float64)).reshape(n, count, count)
+    return log_probabilities[:, np.arange(count), np.arange(count)].mean(axis=1)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)  # exp() cannot overflow
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))

@@ -1,0 +1,59 @@
+"""The transformation classifier of the anomaly score (stages/classifier.py): its 20 versions of an
+image worked by hand, and its doubt against a computation with SciPy's log-softmax (its run on
+the sample: tests/test_evaluate.py)."""
+
+import numpy as np
+import pytest
+from scipy.special import log_softmax
+
+from stages import classifier, model
+
+SIDE = 28
+# Turned anticlockwise 0-3 times, then shifted by (rows down, columns right): 4 pixels, a seventh.
+SHIFTS = [(0, 0), (-4, 0), (4, 0), (0, -4), (0, 4)]
+HAND = [(turns, shift) for turns in range(4) for shift in SHIFTS]
+
+
+def where_the_pixel_goes(row: int, column: int, turns: int, shift: tuple[int, int]):
+    for _ in range(turns):  # a quarter turn anticlockwise: the right edge becomes the top
+        row, column = SIDE - 1 - column, row
+    return (row + shift[0]) % SIDE, (column + shift[1]) % SIDE
+
+
+def test_each_version_moves_a_pixel_where_a_quarter_turn_and_a_shift_by_hand_put_it():
+    image = np.zeros((1, SIDE * SIDE), np.float32)
+    image[0, 2 * SIDE + 5] = 1  # row 2, column 5
+    versions = classifier.every_version(image)
+    assert versions.shape == (1, 20, SIDE, SIDE)
+    assert classifier.transformations(SIDE) == HAND
+    for version, (turns, shift) in zip(versions[0], HAND, strict=True):
+        expected = np.zeros((SIDE, SIDE), np.float32)
+        expected[where_the_pixel_goes(2, 5, turns, shift)] = 1
+        np.testing.assert_array_equal(version, expected)
+
+
+def test_the_doubt_is_minus_the_mean_log_probability_of_each_true_version():
+    model.seed_everything(0)
+    untrained = classifier.build_classifier(SIDE, 20)  # random weights: any logits will do
+    images = np.random.default_rng(0).random((3, SIDE * SIDE), dtype=np.float32)
+    by_hand = []
+    for image in images:
+        versions = np.stack(
+            [np.roll(np.rot90(image.reshape(SIDE, SIDE), k), s, axis=(0, 1)) for k, s in HAND]
+        )
+        logits = np.asarray(untrained(versions[..., np.newaxis])).astype(np.float64)
+        by_hand.append(-np.mean(np.diag(log_softmax(logits, axis=1))))
+    np.testing.assert_allclose(classifier.doubt(untrained, images), by_hand, rtol=1e-5)
+
+
+def test_the_log_softmax_is_scipys_even_for_logits_whose_exponentials_overflow():
+    logits = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(classifier.log_softmax(logits), log_softmax(logits, axis=1))
+
+
+@pytest.mark.parametrize("side", [14, 28, 32])
+def test_the_shift_is_a_seventh_of_the_side(side):
+    assert {abs(dy) + abs(dx) for _, (dy, dx) in classifier.transformations(side)} == {
+        0,
+        side // 7,
+    }
