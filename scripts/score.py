@@ -46,8 +46,8 @@ def main() -> None:
     score = run_params.anomaly.score if run_params else "error"
     threshold, standards, source = anomaly_threshold(args, score)
     invert = args.invert if args.invert is not None else bool(run_params and run_params.data.invert)
-    models = [args.model, *([args.classifier] if uses_transformations(score) else [])]
-    for model in models:
+    with_classifier = uses_transformations(score)
+    for model in [args.model, *[args.classifier] * with_classifier]:
         if not model.is_file():
             raise StageError(f"{model}: not found; allowed: a .keras model of the pipeline")
     check_writable(args.output)
@@ -55,14 +55,15 @@ def main() -> None:
     # TensorFlow loads here, once the arguments are checked.
     from stages import classifier, inference
 
-    autoencoder, *transformations = [inference.load_model(model) for model in models]
+    autoencoder = inference.load_model(args.model)
     side = math.isqrt(autoencoder.input_shape[-1])  # the run's data.image_size
     names, images, bad = read_images(args.paths, side, invert)
     if not names:
         raise StageError(f"no images to score; allowed: {PATHS_ALLOWED}")
     columns = {"error": reconstruction_errors(images, reconstruct(autoencoder, images))}
-    if transformations:
-        columns["doubt"] = classifier.doubt(transformations[0], images)
+    if with_classifier:
+        transformations = inference.load_model(args.classifier, "transformations")
+        columns["doubt"] = classifier.doubt(transformations, images)
     if score != "error":
         columns["score"] = anomaly_scores(score, columns["error"], columns.get("doubt"), standards)
     scored_by = "error" if score == "error" else "score"

@@ -14,11 +14,11 @@ from stages.model import Sampling, kl_divergence
 GRID_SIDE = 10  # the decoded-samples figure: 10 x 10 images
 
 
-def load_model(path: Path) -> keras.Model:
-    """Load a saved model (the autoencoder, or the transformation classifier); safe_mode refuses
-    files that would run arbitrary code."""
+def load_model(path: Path, trained_by: str = "train") -> keras.Model:
+    """Load a saved model (the autoencoder, or the transformation classifier that the stage
+    `trained_by` saves); safe_mode refuses files that would run arbitrary code."""
     if not path.is_file():
-        raise StageError(f"{path}: no model there; run the stage that trains it first (dvc repro)")
+        raise StageError(f"{path}: no model there; run the {trained_by} stage first")
     # Keras reports any non-zip .keras file as "not found", which would mislead here.
     if not zipfile.is_zipfile(path):
         raise StageError(f"{path}: not a loadable Keras model (not a .keras zip archive)")

@@ -15,7 +15,7 @@ from stages.common.paths import EVALUATION_METRICS, MODEL, RECONSTRUCTIONS, TEST
 from stages.common.runner import StageError
 from stages.images import ALLOWED as IMAGE_ALLOWED
 from stages.metrics import reconstruction_errors
-from tests.conftest import error_line, run
+from tests.conftest import REPO, error_line, run, set_params
 
 SHOWN = 6  # the first test images, written as image files and arrays
 # The format each of them is written in: lossless, so that each scores exactly as its array.
@@ -173,6 +173,30 @@ def test_metrics_without_a_usable_threshold_are_one_line(metrics, message, tmp_p
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StageError, match=message):
         score.main()
+
+
+@pytest.mark.parametrize(
+    "metrics, message",
+    [
+        ({"anomaly": {"threshold": -0.5}}, "metrics.json: no anomaly.standardizing; allowed: the "
+         "metrics of the evaluate stage\n"),
+        ({"anomaly": {"threshold": -0.5, "standardizing": {}}}, "models/transformations/"
+         "classifier.keras: not found; allowed: a .keras model of the pipeline\n"),
+    ],
+)  # fmt: skip
+def test_a_summed_score_needs_the_standardizing_metrics_and_the_classifier(
+    metrics, message, sample_run, tmp_path, monkeypatch, capsys
+):
+    # The run's params.yaml says which score; a summed one may have a threshold below 0.
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    set_params(tmp_path / "params.yaml", {"anomaly.score": "error+transformations"})
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    argv = ["score", "images", "--model", str(sample_run / MODEL), "--metrics", "metrics.json"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StageError) as raised:
+        score.main()
+    assert f"error: {raised.value}\n".endswith(message)
 
 
 def test_an_output_that_cannot_be_written_stops_before_tensorflow_loads(sample_run, tmp_path):
