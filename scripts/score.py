@@ -50,6 +50,7 @@ def main() -> None:
     for model in [args.model, *[args.classifier] * with_classifier]:
         if not model.is_file():
             raise StageError(f"{model}: not found; allowed: a .keras model of the pipeline")
+    typical = typical_log_probabilities(args.classifier) if with_classifier else None
     check_writable(args.output)
 
     # TensorFlow loads here, once the arguments are checked.
@@ -63,7 +64,8 @@ def main() -> None:
     columns = {"error": reconstruction_errors(images, reconstruct(autoencoder, images))}
     if with_classifier:
         transformations = inference.load_model(args.classifier, "transformations")
-        columns["doubt"] = classifier.doubt(transformations, images)
+        log_probabilities = classifier.log_probabilities(transformations, images)
+        columns["doubt"] = classifier.doubt(log_probabilities, typical)
     if score != "error":
         columns["score"] = anomaly_scores(score, columns["error"], columns.get("doubt"), standards)
     scored_by = "error" if score == "error" else "score"
@@ -162,6 +164,20 @@ def evaluation_anomaly(metrics: Path, keys: list[str], threshold_instead: bool) 
         if not isinstance(anomaly, dict) or key not in anomaly:
             raise StageError(f"{metrics}: no anomaly.{key}; allowed: {allowed}")
     return anomaly
+
+
+def typical_log_probabilities(classifier: Path) -> dict:
+    """What the transformations stage wrote beside the classifier: each version's typical
+    log-probability on the training images, which its doubt is measured from."""
+    card = classifier.with_suffix(".json")
+    allowed = "the classifier.json that the transformations stage writes beside it"
+    try:
+        typical = json.loads(card.read_text())["typical"]
+        if all(len(typical[key]) == len(typical["mean"]) for key in ("mean", "std")):
+            return typical
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    raise StageError(f"{card}: no typical log-probabilities; allowed: {allowed}")
 
 
 def read_images(paths: list[Path], side: int, invert: bool) -> tuple[list[str], np.ndarray, int]:

@@ -70,19 +70,36 @@ def train_classifier(images: np.ndarray) -> tuple[keras.Model, float]:
     return classifier, float(history.history["loss"][-1])
 
 
-def doubt(classifier: keras.Model, images: np.ndarray) -> np.ndarray:
-    """Each image's anomaly score: minus the mean log-probability the classifier gives each of its
-    versions of being the version it is (0 for a classifier sure and right of all 20)."""
-    batches = (images[i : i + IMAGES_PER_CALL] for i in range(0, len(images), IMAGES_PER_CALL))
-    scores = [mean_log_probability_of_the_truth(classifier, every_version(b)) for b in batches]
-    return -np.concatenate(scores) if scores else np.empty(0)
+def log_probabilities(classifier: keras.Model, images: np.ndarray) -> np.ndarray:
+    """N x 20: the log-probability the classifier gives each version of each image (N x 784) of
+    being the version it is."""
+    batches = [images[i : i + IMAGES_PER_CALL] for i in range(0, len(images), IMAGES_PER_CALL)]
+    return np.concatenate([of_the_truth(classifier, every_version(batch)) for batch in batches])
 
 
-def mean_log_probability_of_the_truth(classifier: keras.Model, versions: np.ndarray) -> np.ndarray:
+def of_the_truth(classifier: keras.Model, versions: np.ndarray) -> np.ndarray:
     n, count, side = versions.shape[:3]
     logits = classifier.predict(versions.reshape(-1, side, side, 1), batch_size=2048, verbose=0)
     log_probabilities = log_softmax(logits.astype(np.float64)).reshape(n, count, count)
-    return log_probabilities[:, np.arange(count), np.arange(count)].mean(axis=1)
+    return log_probabilities[:, np.arange(count), np.arange(count)]
+
+
+def typical(log_probabilities: np.ndarray) -> dict[str, list[float]]:
+    """Each version's mean log-probability over images of the training classes, and its spread."""
+    spread = np.maximum(log_probabilities.std(axis=0), MIN_SPREAD)
+    return {"mean": log_probabilities.mean(axis=0).tolist(), "std": spread.tolist()}
+
+
+MIN_SPREAD = 1e-6  # a version every training image gets exactly alike still divides
+
+
+def doubt(log_probabilities: np.ndarray, typical: dict[str, list[float]]) -> np.ndarray:
+    """Each image's anomaly score: how far below their typical values its versions'
+    log-probabilities fall, each standardized by its mean and spread on the training images (as
+    GEOM normalizes each transformation's), averaged, negated. A version that the class itself
+    makes ambiguous (an 8 turned upside down) then counts no more than a clear one."""
+    standardized = (log_probabilities - np.array(typical["mean"])) / np.array(typical["std"])
+    return -standardized.mean(axis=1)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ the sample: tests/test_evaluate.py)."""
 import numpy as np
 import pytest
 from scipy.special import log_softmax
+from sklearn.preprocessing import StandardScaler
 
 from stages import classifier, model
 
@@ -32,7 +33,7 @@ def test_each_version_moves_a_pixel_where_a_quarter_turn_and_a_shift_by_hand_put
         np.testing.assert_array_equal(version, expected)
 
 
-def test_the_doubt_is_minus_the_mean_log_probability_of_each_true_version():
+def test_the_log_probabilities_are_those_of_each_true_version_by_scipys_log_softmax():
     model.seed_everything(0)
     untrained = classifier.build_classifier(SIDE, 20)  # random weights: any logits will do
     images = np.random.default_rng(0).random((3, SIDE * SIDE), dtype=np.float32)
@@ -42,8 +43,19 @@ def test_the_doubt_is_minus_the_mean_log_probability_of_each_true_version():
             [np.roll(np.rot90(image.reshape(SIDE, SIDE), k), s, axis=(0, 1)) for k, s in HAND]
         )
         logits = np.asarray(untrained(versions[..., np.newaxis])).astype(np.float64)
-        by_hand.append(-np.mean(np.diag(log_softmax(logits, axis=1))))
-    np.testing.assert_allclose(classifier.doubt(untrained, images), by_hand, rtol=1e-5)
+        by_hand.append(np.diag(log_softmax(logits, axis=1)))
+    np.testing.assert_allclose(classifier.log_probabilities(untrained, images), by_hand, rtol=1e-5)
+
+
+def test_the_doubt_is_minus_the_mean_of_each_versions_standardized_log_probability():
+    rng = np.random.default_rng(1)
+    on_training = np.log(rng.uniform(0.05, 1, (200, 20)))
+    on_test = np.log(rng.uniform(0.01, 1, (30, 20)))
+    typical = classifier.typical(on_training)
+    by_hand = -StandardScaler().fit(on_training).transform(on_test).mean(axis=1)
+    np.testing.assert_allclose(classifier.doubt(on_test, typical), by_hand, rtol=1e-12)
+    # Images as typical as the training ones average a doubt of 0.
+    assert classifier.doubt(on_training, typical).mean() == pytest.approx(0, abs=1e-12)
 
 
 def test_the_log_softmax_is_scipys_even_for_logits_whose_exponentials_overflow():

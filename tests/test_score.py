@@ -182,11 +182,17 @@ def test_metrics_without_a_usable_threshold_are_one_line(metrics, message, tmp_p
          "metrics of the evaluate stage\n"),
         ({"anomaly": {"threshold": -0.5, "standardizing": {}}}, "models/transformations/"
          "classifier.keras: not found; allowed: a .keras model of the pipeline\n"),
+        ({"anomaly": {"threshold": -0.5, "standardizing": {}}, "classifier": True},
+         "models/transformations/classifier.json: no typical log-probabilities; allowed: the "
+         "classifier.json that the transformations stage writes beside it\n"),
     ],
 )  # fmt: skip
-def test_a_summed_score_needs_the_standardizing_metrics_and_the_classifier(
-    metrics, message, sample_run, tmp_path, monkeypatch, capsys
+def test_a_summed_score_needs_the_standardizing_metrics_the_classifier_and_its_card(
+    metrics, message, sample_run, tmp_path, monkeypatch
 ):
+    if metrics.pop("classifier", False):  # a file there, without the card beside it
+        (tmp_path / "models/transformations").mkdir(parents=True)
+        (tmp_path / "models/transformations/classifier.keras").write_bytes(b"")
     # The run's params.yaml says which score; a summed one may have a threshold below 0.
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     set_params(tmp_path / "params.yaml", {"anomaly.score": "error+transformations"})
