@@ -140,8 +140,10 @@ def anomaly_threshold(args: argparse.Namespace, score: str) -> tuple[float, dict
         threshold, source = args.threshold, "--threshold"
     else:
         threshold, source = anomaly["threshold"], f"anomaly.threshold of {args.metrics}"
-    # A summed score is standardized: below 0 for the most typical images.
-    lowest, allowed = (-math.inf, "a finite number") if summed else (0, "a number of 0 or more")
+    # An error is never negative; the doubt and the sum are standardized, below 0 for the most
+    # typical images.
+    errors = score == "error"
+    lowest, allowed = (0, "a number of 0 or more") if errors else (-math.inf, "a finite number")
     finite = isinstance(threshold, int | float) and math.isfinite(threshold)
     if not (finite and threshold >= lowest):
         raise StageError(f"{source} is {threshold!r}; allowed: {allowed}")

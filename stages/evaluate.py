@@ -1,6 +1,7 @@
 """What the codes are worth: reconstruction against PCA with as many components, the codes as
-features for a classifier given 100 labels, and each test image's reconstruction error as an
-anomaly score. Predict wrote the codes, so this never loads TensorFlow."""
+features for a classifier given 100 labels, and each test image's anomaly score (anomaly.score:
+its reconstruction error, the transformation classifier's doubt, or both). Predict and the
+transformations stage wrote what it reads, so this never loads TensorFlow."""
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
