@@ -75,8 +75,9 @@ def main() -> None:
     cells = [(kind, label) for kind in args.kinds for label in classes]
     runs = [[*KINDS[kind], f"data.normal_classes=[{label}]", *common] for kind, label in cells]
     executor = experiments.executor(args)
+    baseline = experiments.head()
     names = dict(zip(cells, executor.run(runs, shared=common), strict=True))
-    finished, failed = experiments.results(list(names.values()))
+    finished, failed = experiments.results(list(names.values()), baseline)
     rows = []
     for kind in args.kinds:
         settings = effective(KINDS[kind] + args.set)

@@ -141,12 +141,20 @@ def prepare_once(shared: list[str], push_to: str = "") -> None:
         sys.exit(f"error: preparing the data failed, nothing was queued: {reason}")
 
 
-def results(names: list[str]) -> tuple[dict[str, dict], list[str]]:
-    """The `dvc exp show` row of each named experiment that finished, and the names that failed."""
+def head() -> str:
+    """The commit that experiments queued now start from."""
+    command = ["git", "rev-parse", "HEAD"]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def results(names: list[str], baseline: str) -> tuple[dict[str, dict], list[str]]:
+    """The `dvc exp show` row of each named experiment that finished, and the names that failed;
+    looked for among the experiments of `baseline` (head() when they were queued), which a commit
+    made while they ran does not hide."""
     # exp_show gives a metric an experiment does not have as the text "None".
     shown = {
         row["Experiment"]: {key: None if value == "None" else value for key, value in row.items()}
-        for row in dvc.api.exp_show()
+        for row in dvc.api.exp_show(revs=[baseline])
         if row.get("Experiment")
     }
     finished, failed = {}, []

@@ -64,8 +64,9 @@ def main() -> None:
         epochs = args.epochs.get(variant, args.epochs.get("all"))
         runs.append(VARIANTS[variant] + common + ([f"train.epochs={epochs}"] if epochs else []))
     executor = experiments.executor(args)
+    baseline = experiments.head()
     names = dict(zip(args.variants, executor.run(runs, shared=common), strict=True))
-    finished, failed = experiments.results(list(names.values()))
+    finished, failed = experiments.results(list(names.values()), baseline)
     rows = [
         {"variant": variant, **{column.name: column.value(row) for column in COLUMNS if column.key}}
         | {"experiment": name}

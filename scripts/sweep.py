@@ -41,8 +41,9 @@ def main() -> None:
     args = parse_args()
     executor = experiments.executor(args)
     runs = [[f"model.encoding_dim={dim}", *args.set] for dim in args.dims]
+    baseline = experiments.head()
     names = executor.run(runs, shared=args.set)
-    rows, failed = collect(names)
+    rows, failed = collect(names, baseline)
     SWEEP.mkdir(parents=True, exist_ok=True)
     experiments.write_tables(rows, COLUMNS, SWEEP / "sweep.csv", SWEEP / "sweep.md")
     figures.save(rate_distortion(rows), SWEEP / "rate_distortion.png")
@@ -77,9 +78,9 @@ def encoding_dims(text: str) -> list[int]:
     return dims
 
 
-def collect(names: list[str]) -> tuple[list[dict], list[str]]:
+def collect(names: list[str], baseline: str) -> tuple[list[dict], list[str]]:
     """One row per finished experiment of this sweep, by encoding_dim; and the names that failed."""
-    finished, failed = experiments.results(names)
+    finished, failed = experiments.results(names, baseline)
     rows = []
     for name, row in finished.items():
         values = {column.name: column.value(row) for column in COLUMNS if column.key}

@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from scripts import anomaly
+from scripts import anomaly, experiments
 from stages import evaluate, metrics, prepare
 from stages.common.runner import StageError
 from stages.metrics import anomalous
@@ -248,6 +248,20 @@ def test_make_score_scores_by_the_runs_summed_score_and_threshold(one_class_run)
         assert float(row["doubt"]) == pytest.approx(its_doubt, rel=1e-4, abs=1e-5)
         assert float(row["score"]) == pytest.approx(score, rel=1e-3, abs=1e-4)
         assert row["anomalous"] == str(score >= anomaly_metrics["threshold"]).lower()
+
+
+@pytest.mark.slow
+def test_the_experiments_results_are_found_after_a_commit_made_while_they_ran(
+    one_class_run, monkeypatch
+):
+    repo, [name] = one_class_run["repo"], one_class_run["experiments"]
+    monkeypatch.chdir(repo)
+    baseline = experiments.head()
+    run(["git", "commit", "--allow-empty", "-qm", "committed while the queue ran"], repo)
+    finished, failed = experiments.results([name], baseline)
+    assert list(finished) == [name] and failed == []
+    # DVC shows the new commit's experiments by default: there are none.
+    assert experiments.results([name], experiments.head()) == ({}, [name])
 
 
 @pytest.mark.slow
