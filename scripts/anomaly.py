@@ -159,6 +159,7 @@ def kept_rows(previous: Path, classes: list[int], rows: list[dict]) -> list[dict
                 "method": row["method"],
                 "settings": row["settings"],
                 "auroc": [float(row[str(label)]) if row[str(label)] else None for label in classes],
+                "mean": float(row["mean"]) if row["mean"] else None,
             }
             for row in reader
             if row["method"] not in run and not is_published(row)
@@ -185,12 +186,17 @@ def mean(values: list[float | None]) -> float | None:
     return None if None in values else sum(values) / len(values)
 
 
+def row_mean(row: dict) -> float | None:
+    """The row's mean: a kept row's as its table gave it, from the values before rounding."""
+    return row["mean"] if "mean" in row else mean(row["auroc"])
+
+
 def write_csv(rows: list[dict], classes: list[int], path: Path) -> None:
     columns = ["method", "settings", *map(str, classes), "mean"]
     flat = [
         {"method": row["method"], "settings": row["settings"]}
         | {str(label): cell(value) for label, value in zip(classes, row["auroc"], strict=True)}
-        | {"mean": cell(mean(row["auroc"]))}
+        | {"mean": cell(row_mean(row))}
         for row in rows
     ]
     experiments.write_csv(flat, columns, path)
@@ -202,7 +208,7 @@ def write_markdown(rows: list[dict], names: list[str], path: Path) -> None:
         [
             row["method"] if is_published(row) else f"**{row['method']}**",
             *(cell(value) for value in row["auroc"]),
-            f"**{cell(mean(row['auroc']))}**",
+            f"**{cell(row_mean(row))}**",
             row["settings"] if is_published(row) else f"`{row['settings']}`",
         ]
         for row in rows
