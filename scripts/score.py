@@ -33,7 +33,13 @@ from stages.common.files import atomic_path
 from stages.common.paths import CLASSIFIER, EVALUATION_METRICS, MODEL, PARAMS
 from stages.common.runner import StageError, gist, run
 from stages.images import read_image
-from stages.metrics import anomalous, anomaly_scores, reconstruction_errors, uses_transformations
+from stages.metrics import (
+    anomalous,
+    anomaly_scores,
+    is_summed,
+    reconstruction_errors,
+    uses_transformations,
+)
 
 PATHS_ALLOWED = "a folder of images and .npy arrays, an image file or a .npy array"
 BATCH_SIZE = 1000  # images per call: a convolutional model's activations for many more take GBs
@@ -133,7 +139,7 @@ def check_writable(output: Path) -> None:
 def anomaly_threshold(args: argparse.Namespace, score: str) -> tuple[float, dict | None, str]:
     """--threshold, or the evaluation's anomaly.threshold, and where it came from; for a summed
     score also the evaluation's anomaly.standardizing, the means and spreads of its parts."""
-    summed = score == "error+transformations"
+    summed = is_summed(score)
     needed = ["threshold"] * (args.threshold is None) + ["standardizing"] * summed
     anomaly = evaluation_anomaly(args.metrics, needed, threshold_instead=not summed)
     if args.threshold is not None:
@@ -171,7 +177,7 @@ def evaluation_anomaly(metrics: Path, keys: list[str], threshold_instead: bool) 
 def typical_log_probabilities(classifier: Path) -> dict:
     """What the transformations stage wrote beside the classifier: each version's typical
     log-probability on the training images, which its doubt is measured from."""
-    card = classifier.with_suffix(".json")
+    card = classifier.with_suffix(".json")  # as CLASSIFIER_CARD is beside CLASSIFIER
     allowed = "the classifier.json that the transformations stage writes beside it"
     try:
         typical = json.loads(card.read_text())["typical"]

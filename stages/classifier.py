@@ -3,6 +3,8 @@ which of 20 rotations and shifts was applied to an image of the training classes
 another class it is less sure which it sees, so its doubt is an anomaly score (docs/evaluation.md).
 """
 
+import math
+
 import numpy as np
 
 from stages.backend import keras, layers
@@ -34,7 +36,7 @@ def transform(images: np.ndarray, turns: int, shift: tuple[int, int]) -> np.ndar
 
 def every_version(images: np.ndarray) -> np.ndarray:
     """N x 784 images as N x 20 x 28 x 28: each image's versions, in transformations' order."""
-    side = round(np.sqrt(images.shape[1]))
+    side = math.isqrt(images.shape[1])
     squares = images.reshape(-1, side, side)
     return np.stack([transform(squares, *each) for each in transformations(side)], axis=1)
 

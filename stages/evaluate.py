@@ -19,6 +19,7 @@ from stages.metrics import (
     anomalous,
     anomaly_scores,
     bce,
+    is_summed,
     mse,
     probe_picks,
     psnr,
@@ -89,7 +90,7 @@ def score_anomalies(
     """The test images' scores by anomaly.score, with anomaly_detection()'s metrics and curve;
     for a summed score also each part's AUROC and the means and spreads that standardized them."""
     doubt = load_npy(paths.TEST_DOUBT) if uses_transformations(score) else None
-    summed = score == "error+transformations"
+    summed = is_summed(score)
     standards = (
         standardizing(load_npy(paths.TRAIN_ERRORS), load_npy(paths.TRAIN_DOUBT)) if summed else None
     )

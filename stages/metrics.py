@@ -46,6 +46,11 @@ MEANINGS = {
 }
 
 
+def is_summed(score: str) -> bool:
+    """Whether anomaly.score sums standardized parts (and so needs their means and spreads)."""
+    return "+" in score
+
+
 def uses_transformations(score: str) -> bool:
     """Whether anomaly.score needs the transformation classifier (stages/classifier.py)."""
     return "transformations" in score.split("+")

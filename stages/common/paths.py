@@ -20,8 +20,8 @@ MODEL = Path("models/autoencoder.keras")
 # The transformation classifier (stages/classifier.py): what it is (always), and when anomaly.score
 # uses it, the classifier and its scores of the test images and of the standardizing ones.
 TRANSFORMATIONS = Path("models/transformations")
-CLASSIFIER_CARD = TRANSFORMATIONS / "classifier.json"
 CLASSIFIER = TRANSFORMATIONS / "classifier.keras"
+CLASSIFIER_CARD = CLASSIFIER.with_suffix(".json")  # make score finds it beside any classifier
 TEST_DOUBT = TRANSFORMATIONS / "test_scores.npy"
 TRAIN_DOUBT = TRANSFORMATIONS / "train_scores.npy"
 TRAIN_REPORTS = Path("reports/train")
