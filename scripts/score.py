@@ -56,7 +56,7 @@ def main() -> None:
     for model in [args.model, *[args.classifier] * with_classifier]:
         if not model.is_file():
             raise StageError(f"{model}: not found; allowed: a .keras model of the pipeline")
-    typical = typical_log_probabilities(args.classifier) if with_classifier else None
+    typical = typical_probabilities(args.classifier) if with_classifier else None
     check_writable(args.output)
 
     # TensorFlow loads here, once the arguments are checked.
@@ -174,18 +174,20 @@ def evaluation_anomaly(metrics: Path, keys: list[str], threshold_instead: bool) 
     return anomaly
 
 
-def typical_log_probabilities(classifier: Path) -> dict:
-    """What the transformations stage wrote beside the classifier: each version's typical
-    log-probability on the training images, which its doubt is measured from."""
+def typical_probabilities(classifier: Path) -> dict:
+    """What the transformations stage wrote beside the classifier: how each version's
+    probabilities fall on the training images (a Dirichlet each), which its doubt is measured
+    from."""
     card = classifier.with_suffix(".json")  # as CLASSIFIER_CARD is beside CLASSIFIER
     allowed = "the classifier.json that the transformations stage writes beside it"
     try:
         typical = json.loads(card.read_text())["typical"]
-        if all(len(typical[key]) == len(typical["mean"]) for key in ("mean", "std")):
+        concentration = typical["concentration"]
+        if all(len(each) == len(concentration) for each in concentration):
             return typical
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    raise StageError(f"{card}: no typical log-probabilities; allowed: {allowed}")
+    raise StageError(f"{card}: no typical probabilities; allowed: {allowed}")
 
 
 def read_images(paths: list[Path], side: int, invert: bool) -> tuple[list[str], np.ndarray, int]:

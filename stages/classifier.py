@@ -6,6 +6,7 @@ another class it is less sure which it sees, so its doubt is an anomaly score (d
 import math
 
 import numpy as np
+from scipy import special
 
 from stages.backend import keras, layers
 
@@ -73,35 +74,61 @@ def train_classifier(images: np.ndarray) -> tuple[keras.Model, float]:
 
 
 def log_probabilities(classifier: keras.Model, images: np.ndarray) -> np.ndarray:
-    """N x 20: the log-probability the classifier gives each version of each image (N x 784) of
-    being the version it is."""
+    """N x 20 x 20: for each version of each image (N x 784), the log-probability the classifier
+    gives each of the 20 transformations."""
     batches = [images[i : i + IMAGES_PER_CALL] for i in range(0, len(images), IMAGES_PER_CALL)]
-    return np.concatenate([of_the_truth(classifier, every_version(batch)) for batch in batches])
+    return np.concatenate([of_every_version(classifier, every_version(batch)) for batch in batches])
 
 
-def of_the_truth(classifier: keras.Model, versions: np.ndarray) -> np.ndarray:
+def of_every_version(classifier: keras.Model, versions: np.ndarray) -> np.ndarray:
     n, count, side = versions.shape[:3]
     logits = classifier.predict(versions.reshape(-1, side, side, 1), batch_size=2048, verbose=0)
-    log_probabilities = log_softmax(logits.astype(np.float64)).reshape(n, count, count)
-    return log_probabilities[:, np.arange(count), np.arange(count)]
+    return log_softmax(logits.astype(np.float64)).reshape(n, count, count)
 
 
-def typical(log_probabilities: np.ndarray) -> dict[str, list[float]]:
-    """Each version's mean log-probability over images of the training classes, and its spread."""
-    spread = np.maximum(log_probabilities.std(axis=0), MIN_SPREAD)
-    return {"mean": log_probabilities.mean(axis=0).tolist(), "std": spread.tolist()}
+def typical(log_probabilities: np.ndarray) -> dict[str, list[list[float]]]:
+    """How the classifier's probabilities fall on images of the training classes: for each
+    version, the Dirichlet distribution of its 20 probabilities, fitted by maximum likelihood, as
+    GEOM does. An 8 turned upside down looks like an 8: its Dirichlet learns that the classifier
+    splits it between the two, where the probability of the truth alone would count it doubtful."""
+    per_version = np.moveaxis(log_probabilities, 1, 0)  # versions x N x transformations
+    return {"concentration": [fit_dirichlet(each).tolist() for each in per_version]}
 
 
-MIN_SPREAD = 1e-6  # a version every training image gets exactly alike still divides
+def doubt(log_probabilities: np.ndarray, typical: dict[str, list[list[float]]]) -> np.ndarray:
+    """Each image's anomaly score: minus the log-likelihood of its versions' probabilities under
+    their Dirichlet distributions on the training images, summed over the 20 versions."""
+    concentration = np.array(typical["concentration"])  # versions x transformations
+    # log Gamma(sum of a) - sum of log Gamma(a): what makes each density integrate to 1
+    normalizer = special.gammaln(concentration.sum(axis=1)) - special.gammaln(concentration).sum(1)
+    log_likelihood = ((concentration - 1) * log_probabilities).sum(axis=2) + normalizer
+    return -log_likelihood.sum(axis=1)
 
 
-def doubt(log_probabilities: np.ndarray, typical: dict[str, list[float]]) -> np.ndarray:
-    """Each image's anomaly score: how far below their typical values its versions'
-    log-probabilities fall, each standardized by its mean and spread on the training images (as
-    GEOM normalizes each transformation's), averaged, negated. A version that the class itself
-    makes ambiguous (an 8 turned upside down) then counts no more than a clear one."""
-    standardized = (log_probabilities - np.array(typical["mean"])) / np.array(typical["std"])
-    return -standardized.mean(axis=1)
+def fit_dirichlet(log_probabilities: np.ndarray, iterations: int = 1000) -> np.ndarray:
+    """The concentration of the Dirichlet distribution that N probability vectors (given as N x K
+    log-probabilities) most likely come from: Minka's fixed point (Estimating a Dirichlet
+    distribution, 2000), started from his approximation of the concentration's sum, shared among
+    the components as their mean probabilities are."""
+    mean_log = log_probabilities.mean(axis=0)
+    mean = np.maximum(np.exp(log_probabilities).mean(axis=0), np.finfo(float).tiny)
+    spread = np.sum(mean * (np.log(mean) - mean_log))
+    total = (len(mean) - 1) / (2 * spread) if spread > 0 else len(mean)
+    concentration = mean * total
+    for _ in range(iterations):
+        updated = inverse_digamma(special.digamma(concentration.sum()) + mean_log)
+        if np.max(np.abs(updated - concentration)) < 1e-9 * updated.max():
+            return updated
+        concentration = updated
+    return concentration
+
+
+def inverse_digamma(y: np.ndarray, newton_steps: int = 5) -> np.ndarray:
+    """x such that digamma(x) = y: Minka's start, then Newton's method."""
+    x = np.where(y >= -2.22, np.exp(y) + 0.5, -1 / (y + np.euler_gamma))
+    for _ in range(newton_steps):
+        x = x - (special.digamma(x) - y) / special.polygamma(1, x)
+    return x
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ def train_and_score(seed: int, folder: Path) -> dict:
     model.seed_everything(seed)
     trained, loss = classifier.train_classifier(train_images)
     model.save_model(trained, folder / paths.CLASSIFIER.name)
-    # The standardizing training images give each version its typical log-probability.
+    # The standardizing training images show how each version's probabilities typically fall.
     on_training = classifier.log_probabilities(trained, train_images[:STANDARDIZING_IMAGES])
     typical = classifier.typical(on_training)
     on_test = classifier.log_probabilities(trained, load_npy(paths.TEST_IMAGES))

@@ -1,11 +1,11 @@
 """The transformation classifier of the anomaly score (stages/classifier.py): its 20 versions of an
-image worked by hand, and its doubt against a computation with SciPy's log-softmax (its run on
-the sample: tests/test_evaluate.py)."""
+image worked by hand, its probabilities against SciPy's log-softmax, and its doubt against SciPy's
+Dirichlet distribution (its run on the sample: tests/test_evaluate.py)."""
 
 import numpy as np
 import pytest
 from scipy.special import log_softmax
-from sklearn.preprocessing import StandardScaler
+from scipy.stats import dirichlet
 
 from stages import classifier, model
 
@@ -33,7 +33,7 @@ def test_each_version_moves_a_pixel_where_a_quarter_turn_and_a_shift_by_hand_put
         np.testing.assert_array_equal(version, expected)
 
 
-def test_the_log_probabilities_are_those_of_each_true_version_by_scipys_log_softmax():
+def test_the_log_probabilities_are_those_of_each_version_by_scipys_log_softmax():
     model.seed_everything(0)
     untrained = classifier.build_classifier(SIDE, 20)  # random weights: any logits will do
     images = np.random.default_rng(0).random((3, SIDE * SIDE), dtype=np.float32)
@@ -43,19 +43,29 @@ def test_the_log_probabilities_are_those_of_each_true_version_by_scipys_log_soft
             [np.roll(np.rot90(image.reshape(SIDE, SIDE), k), s, axis=(0, 1)) for k, s in HAND]
         )
         logits = np.asarray(untrained(versions[..., np.newaxis])).astype(np.float64)
-        by_hand.append(np.diag(log_softmax(logits, axis=1)))
+        by_hand.append(log_softmax(logits, axis=1))
     np.testing.assert_allclose(classifier.log_probabilities(untrained, images), by_hand, rtol=1e-5)
 
 
-def test_the_doubt_is_minus_the_mean_of_each_versions_standardized_log_probability():
-    rng = np.random.default_rng(1)
-    on_training = np.log(rng.uniform(0.05, 1, (200, 20)))
-    on_test = np.log(rng.uniform(0.01, 1, (30, 20)))
-    typical = classifier.typical(on_training)
-    by_hand = -StandardScaler().fit(on_training).transform(on_test).mean(axis=1)
-    np.testing.assert_allclose(classifier.doubt(on_test, typical), by_hand, rtol=1e-12)
-    # Images as typical as the training ones average a doubt of 0.
-    assert classifier.doubt(on_training, typical).mean() == pytest.approx(0, abs=1e-12)
+def test_the_fitted_dirichlet_is_the_one_the_probabilities_were_drawn_from():
+    truth = np.array([[8.0, 1.0, 0.5], [0.2, 0.3, 30.0]])  # one Dirichlet per version
+    rng = np.random.default_rng(2)
+    drawn = np.stack([rng.dirichlet(each, 20_000) for each in truth], axis=1)  # 20000 x 2 x 3
+    fitted = np.array(classifier.typical(np.log(drawn))["concentration"])
+    np.testing.assert_allclose(fitted, truth, rtol=0.05)
+
+
+def test_the_doubt_is_minus_the_summed_log_density_of_each_versions_dirichlet():
+    concentration = np.array([[8.0, 1.0, 0.5], [0.2, 0.3, 30.0]])
+    rng = np.random.default_rng(3)
+    probabilities = np.stack([rng.dirichlet([1.0, 1.0, 1.0], 30) for _ in concentration], axis=1)
+    by_scipy = -sum(
+        dirichlet.logpdf(probabilities[:, version].T, concentration[version]) for version in (0, 1)
+    )
+    typical = {"concentration": concentration.tolist()}
+    np.testing.assert_allclose(
+        classifier.doubt(np.log(probabilities), typical), by_scipy, rtol=1e-9
+    )
 
 
 def test_the_log_softmax_is_scipys_even_for_logits_whose_exponentials_overflow():

@@ -223,7 +223,8 @@ def test_the_summed_score_is_each_part_standardized_on_the_training_images_then_
     card = read_json(repo / "models/transformations/classifier.json")
     assert card["anomaly.score"] == "error+transformations" and card["trained"] is True
     assert len(card["transformations"]) == 20 and math.isfinite(card["loss"])
-    assert len(card["typical"]["mean"]) == len(card["typical"]["std"]) == 20
+    # Each version's Dirichlet, over the 20 transformations' probabilities.
+    assert np.array(card["typical"]["concentration"]).shape == (20, 20)
 
 
 @pytest.mark.slow

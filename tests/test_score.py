@@ -183,7 +183,7 @@ def test_metrics_without_a_usable_threshold_are_one_line(metrics, message, tmp_p
         ({"anomaly": {"threshold": -0.5, "standardizing": {}}}, "models/transformations/"
          "classifier.keras: not found; allowed: a .keras model of the pipeline\n"),
         ({"anomaly": {"threshold": -0.5, "standardizing": {}}, "classifier": True},
-         "models/transformations/classifier.json: no typical log-probabilities; allowed: the "
+         "models/transformations/classifier.json: no typical probabilities; allowed: the "
          "classifier.json that the transformations stage writes beside it\n"),
     ],
 )  # fmt: skip
