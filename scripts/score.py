@@ -175,15 +175,15 @@ def evaluation_anomaly(metrics: Path, keys: list[str], threshold_instead: bool) 
 
 
 def typical_probabilities(classifier: Path) -> dict:
-    """What the transformations stage wrote beside the classifier: how each version's
-    probabilities fall on the training images (a Dirichlet each), which its doubt is measured
-    from."""
+    """What the transformations stage wrote beside the classifier: how its probabilities fall on
+    the training images (stages/classifier.typical), which its doubt is measured from."""
     card = classifier.with_suffix(".json")  # as CLASSIFIER_CARD is beside CLASSIFIER
     allowed = "the classifier.json that the transformations stage writes beside it"
     try:
         typical = json.loads(card.read_text())["typical"]
-        concentration = typical["concentration"]
-        if all(len(each) == len(concentration) for each in concentration):
+        versions = len(typical["concentration"])
+        lengths = [len(each) for each in typical["concentration"]] + [len(typical["truth"]["mean"])]
+        if set(lengths) == {versions} and len(typical["readings"]["std"]) == 2:
             return typical
     except (OSError, ValueError, KeyError, TypeError):
         pass

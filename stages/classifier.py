@@ -86,23 +86,63 @@ def of_every_version(classifier: keras.Model, versions: np.ndarray) -> np.ndarra
     return log_softmax(logits.astype(np.float64)).reshape(n, count, count)
 
 
-def typical(log_probabilities: np.ndarray) -> dict[str, list[list[float]]]:
-    """How the classifier's probabilities fall on images of the training classes: for each
-    version, the Dirichlet distribution of its 20 probabilities, fitted by maximum likelihood, as
-    GEOM does. An 8 turned upside down looks like an 8: its Dirichlet learns that the classifier
-    splits it between the two, where the probability of the truth alone would count it doubtful."""
+def typical(log_probabilities: np.ndarray) -> dict[str, list]:
+    """How the classifier's probabilities (N x 20 x 20) fall on images of the training classes,
+    which an image's doubt is measured against: each version's Dirichlet (`concentration`), each
+    version's log-probability of its truth (`truth`), and the doubt's two readings (`readings`),
+    each as its mean and spread over these images."""
     per_version = np.moveaxis(log_probabilities, 1, 0)  # versions x N x transformations
-    return {"concentration": [fit_dirichlet(each).tolist() for each in per_version]}
+    card = {"concentration": [fit_dirichlet(each).tolist() for each in per_version]}
+    card["truth"] = mean_and_spread(of_the_truth(log_probabilities))
+    card["readings"] = mean_and_spread(readings(log_probabilities, card))
+    return card
 
 
-def doubt(log_probabilities: np.ndarray, typical: dict[str, list[list[float]]]) -> np.ndarray:
-    """Each image's anomaly score: minus the log-likelihood of its versions' probabilities under
-    their Dirichlet distributions on the training images, summed over the 20 versions."""
-    concentration = np.array(typical["concentration"])  # versions x transformations
+def doubt(log_probabilities: np.ndarray, typical: dict[str, list]) -> np.ndarray:
+    """Each image's anomaly score: its two readings, each standardized by its mean and spread on
+    the training images, summed."""
+    return standardized(readings(log_probabilities, typical), typical["readings"]).sum(axis=1)
+
+
+def readings(log_probabilities: np.ndarray, typical: dict[str, list]) -> np.ndarray:
+    """N x 2: two ways to read the classifier's doubt of each image, each higher the more doubtful.
+    - How far below their typical values the log-probabilities of its versions' truths fall, each
+      standardized (as GEOM normalizes each transformation's output), averaged, negated.
+    - Minus the log-likelihood of its 20 versions' probabilities under their Dirichlets, GEOM's
+      score. An 8 turned upside down looks like an 8: its Dirichlet learns that the classifier
+      splits every 8 between the two, where the probability of the truth counts it in doubt.
+    On MNIST the second reads the digits that look alike turned (0, 1, 8) better, the first the
+    rest; on Fashion-MNIST the first reads better (docs/evaluation.md)."""
+    truth = -standardized(of_the_truth(log_probabilities), typical["truth"]).mean(axis=1)
+    likelihood = dirichlet_log_likelihood(log_probabilities, np.array(typical["concentration"]))
+    return np.column_stack([truth, -likelihood])
+
+
+def of_the_truth(log_probabilities: np.ndarray) -> np.ndarray:
+    """N x 20: each version's log-probability of being the version it is."""
+    versions = np.arange(log_probabilities.shape[1])
+    return log_probabilities[:, versions, versions]
+
+
+def dirichlet_log_likelihood(log_probabilities: np.ndarray, concentration: np.ndarray):
+    """N: the log-density of each image's 20 versions' probabilities, under each version's
+    Dirichlet (versions x transformations), summed over the versions."""
     # log Gamma(sum of a) - sum of log Gamma(a): what makes each density integrate to 1
     normalizer = special.gammaln(concentration.sum(axis=1)) - special.gammaln(concentration).sum(1)
-    log_likelihood = ((concentration - 1) * log_probabilities).sum(axis=2) + normalizer
-    return -log_likelihood.sum(axis=1)
+    return (((concentration - 1) * log_probabilities).sum(axis=2) + normalizer).sum(axis=1)
+
+
+def mean_and_spread(values: np.ndarray) -> dict[str, list[float]]:
+    """The mean of each column over the rows, and its standard deviation."""
+    spread = np.maximum(values.std(axis=0), MIN_SPREAD)
+    return {"mean": values.mean(axis=0).tolist(), "std": spread.tolist()}
+
+
+MIN_SPREAD = 1e-6  # a column every training image gives exactly alike still divides
+
+
+def standardized(values: np.ndarray, mean_and_spread: dict[str, list[float]]) -> np.ndarray:
+    return (values - np.array(mean_and_spread["mean"])) / np.array(mean_and_spread["std"])
 
 
 def fit_dirichlet(log_probabilities: np.ndarray, iterations: int = 1000) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax
 from scipy.stats import dirichlet
+from sklearn.preprocessing import StandardScaler
 
 from stages import classifier, model
 
@@ -55,17 +56,33 @@ def test_the_fitted_dirichlet_is_the_one_the_probabilities_were_drawn_from():
     np.testing.assert_allclose(fitted, truth, rtol=0.05)
 
 
-def test_the_doubt_is_minus_the_summed_log_density_of_each_versions_dirichlet():
-    concentration = np.array([[8.0, 1.0, 0.5], [0.2, 0.3, 30.0]])
-    rng = np.random.default_rng(3)
-    probabilities = np.stack([rng.dirichlet([1.0, 1.0, 1.0], 30) for _ in concentration], axis=1)
-    by_scipy = -sum(
-        dirichlet.logpdf(probabilities[:, version].T, concentration[version]) for version in (0, 1)
-    )
-    typical = {"concentration": concentration.tolist()}
-    np.testing.assert_allclose(
-        classifier.doubt(np.log(probabilities), typical), by_scipy, rtol=1e-9
-    )
+def random_probabilities(images: int, seed: int) -> np.ndarray:
+    """images x 20 versions x 20 probabilities, each version's drawn around its truth."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.dirichlet(np.eye(20)[v] * 30 + 0.5, images) for v in range(20)], axis=1)
+
+
+def test_the_readings_are_the_truths_standardized_and_the_dirichlets_log_likelihood():
+    on_training, on_test = np.log(random_probabilities(300, 3)), random_probabilities(40, 4)
+    typical = classifier.typical(on_training)
+    readings = classifier.readings(np.log(on_test), typical)
+    truths = np.log(on_test[:, range(20), range(20)])  # each version's probability of itself
+    training_truths = on_training[:, range(20), range(20)]
+    by_sklearn = -StandardScaler().fit(training_truths).transform(truths).mean(axis=1)
+    np.testing.assert_allclose(readings[:, 0], by_sklearn, rtol=1e-9)
+    concentration = np.array(typical["concentration"])
+    by_scipy = -sum(dirichlet.logpdf(on_test[:, v].T, concentration[v]) for v in range(20))
+    np.testing.assert_allclose(readings[:, 1], by_scipy, rtol=1e-9)
+
+
+def test_the_doubt_is_the_two_readings_standardized_on_the_training_images_and_summed():
+    on_training, on_test = np.log(random_probabilities(300, 5)), np.log(random_probabilities(40, 6))
+    typical = classifier.typical(on_training)
+    scaler = StandardScaler().fit(classifier.readings(on_training, typical))
+    by_sklearn = scaler.transform(classifier.readings(on_test, typical)).sum(axis=1)
+    np.testing.assert_allclose(classifier.doubt(on_test, typical), by_sklearn, rtol=1e-9)
+    # Images as typical as the training ones average a doubt of 0.
+    assert classifier.doubt(on_training, typical).mean() == pytest.approx(0, abs=1e-9)
 
 
 def test_the_log_softmax_is_scipys_even_for_logits_whose_exponentials_overflow():

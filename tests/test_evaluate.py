@@ -218,13 +218,17 @@ def test_the_summed_score_is_each_part_standardized_on_the_training_images_then_
     for index, part in enumerate(["log_error", "transformations"]):
         assert standards[part]["mean"] == pytest.approx(scaler.mean_[index])
         assert standards[part]["std"] == pytest.approx(scaler.scale_[index])
-    # The ones are told from the rest by each part, and their sum.
-    assert min(anomaly_metrics[key] for key in ("auroc", "transformations_auroc")) > 0.8
+    # The ones are told from the rest by their sum. The classifier alone cannot tell a 1's turns
+    # apart (docs/evaluation.md: 42.9 on MNIST's ones), so its part is only recomputed above.
+    assert min(anomaly_metrics[key] for key in ("auroc", "error_auroc")) > 0.8
     card = read_json(repo / "models/transformations/classifier.json")
     assert card["anomaly.score"] == "error+transformations" and card["trained"] is True
     assert len(card["transformations"]) == 20 and math.isfinite(card["loss"])
-    # Each version's Dirichlet, over the 20 transformations' probabilities.
-    assert np.array(card["typical"]["concentration"]).shape == (20, 20)
+    # Each version's Dirichlet over the 20 transformations' probabilities, its truth's typical
+    # log-probability, and the two readings' means and spreads.
+    typical = card["typical"]
+    assert np.array(typical["concentration"]).shape == (20, 20)
+    assert len(typical["truth"]["mean"]) == 20 and len(typical["readings"]["std"]) == 2
 
 
 @pytest.mark.slow
