@@ -111,8 +111,8 @@ def readings(log_probabilities: np.ndarray, typical: dict[str, list]) -> np.ndar
     - Minus the log-likelihood of its 20 versions' probabilities under their Dirichlets, GEOM's
       score. An 8 turned upside down looks like an 8: its Dirichlet learns that the classifier
       splits every 8 between the two, where the probability of the truth counts it in doubt.
-    On MNIST the second reads the digits that look alike turned (0, 1, 8) better, the first the
-    rest; on Fashion-MNIST the first reads better (docs/evaluation.md)."""
+    On MNIST the second reads 0 and 8, alike upside down, better, the first the rest; on
+    Fashion-MNIST the first reads better (docs/evaluation.md)."""
     truth = -standardized(of_the_truth(log_probabilities), typical["truth"]).mean(axis=1)
     likelihood = dirichlet_log_likelihood(log_probabilities, np.array(typical["concentration"]))
     return np.column_stack([truth, -likelihood])
@@ -124,7 +124,9 @@ def of_the_truth(log_probabilities: np.ndarray) -> np.ndarray:
     return log_probabilities[:, versions, versions]
 
 
-def dirichlet_log_likelihood(log_probabilities: np.ndarray, concentration: np.ndarray):
+def dirichlet_log_likelihood(
+    log_probabilities: np.ndarray, concentration: np.ndarray
+) -> np.ndarray:
     """N: the log-density of each image's 20 versions' probabilities, under each version's
     Dirichlet (versions x transformations), summed over the versions."""
     # log Gamma(sum of a) - sum of log Gamma(a): what makes each density integrate to 1
