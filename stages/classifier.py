@@ -9,6 +9,7 @@ import numpy as np
 from scipy import special
 
 from stages.backend import keras, layers
+from stages.metrics import mean_and_spread, standardized
 
 QUARTER_TURNS = (0, 1, 2, 3)  # rotations by 0, 90, 180 and 270 degrees
 EPOCHS = 1  # a second epoch gave nothing more on digits 0 to 2 (docs/evaluation.md)
@@ -132,19 +133,6 @@ def dirichlet_log_likelihood(
     # log Gamma(sum of a) - sum of log Gamma(a): what makes each density integrate to 1
     normalizer = special.gammaln(concentration.sum(axis=1)) - special.gammaln(concentration).sum(1)
     return (((concentration - 1) * log_probabilities).sum(axis=2) + normalizer).sum(axis=1)
-
-
-def mean_and_spread(values: np.ndarray) -> dict[str, list[float]]:
-    """The mean of each column over the rows, and its standard deviation."""
-    spread = np.maximum(values.std(axis=0), MIN_SPREAD)
-    return {"mean": values.mean(axis=0).tolist(), "std": spread.tolist()}
-
-
-MIN_SPREAD = 1e-6  # a column every training image gives exactly alike still divides
-
-
-def standardized(values: np.ndarray, mean_and_spread: dict[str, list[float]]) -> np.ndarray:
-    return (values - np.array(mean_and_spread["mean"])) / np.array(mean_and_spread["std"])
 
 
 def fit_dirichlet(log_probabilities: np.ndarray, iterations: int = 1000) -> np.ndarray:

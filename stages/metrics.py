@@ -68,10 +68,21 @@ TINY = 1e-12  # an error of 0 (a black image, rebuilt exactly) still has a finit
 def standardizing(errors: np.ndarray, doubt: np.ndarray) -> dict:
     """The mean and standard deviation of each part of the summed score, on the standardizing
     images' errors and doubt."""
-    return {
-        name: {"mean": float(np.mean(values)), "std": float(np.std(values))}
-        for name, values in score_parts(errors, doubt).items()
-    }
+    return {name: mean_and_spread(values) for name, values in score_parts(errors, doubt).items()}
+
+
+def mean_and_spread(values: np.ndarray) -> dict:
+    """The mean of each column over the rows (of a 1-D array, its mean), and its standard
+    deviation."""
+    spread = np.maximum(values.std(axis=0), MIN_SPREAD)
+    return {"mean": values.mean(axis=0).tolist(), "std": spread.tolist()}
+
+
+MIN_SPREAD = 1e-6  # a column every standardizing image gives exactly alike still divides
+
+
+def standardized(values: np.ndarray, mean_and_spread: dict) -> np.ndarray:
+    return (values - np.array(mean_and_spread["mean"])) / np.array(mean_and_spread["std"])
 
 
 def anomaly_scores(
@@ -84,8 +95,7 @@ def anomaly_scores(
     if score == "transformations":
         return doubt
     return sum(
-        (values - standards[name]["mean"]) / standards[name]["std"]
-        for name, values in score_parts(errors, doubt).items()
+        standardized(values, standards[name]) for name, values in score_parts(errors, doubt).items()
     )
 
 
